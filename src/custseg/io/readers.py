@@ -1,0 +1,148 @@
+"""Readers for CSV (delimiter and encoding sniffed, gzip too), Parquet and Excel files.
+
+Every reader returns a :class:`pandas.DataFrame` whose text columns are kept as text: typing
+happens in :mod:`custseg.schema`, where a failure can name the column, the row and the value.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+
+from custseg.errors import InputError
+
+NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "?"]
+_DELIMITERS = [",", "\t", ";", "|"]
+_ENCODINGS = ["utf-8-sig", "cp1252", "latin-1"]
+
+
+def _open_sample(path: Path, n: int = 65536) -> bytes:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(n)
+    except gzip.BadGzipFile:
+        raise InputError("not a valid gzip file", file=str(path)) from None
+
+
+def sniff_encoding(sample: bytes) -> str:
+    """The first of utf-8, cp1252, latin-1 that decodes the sample."""
+    for enc in _ENCODINGS:
+        try:
+            sample.decode(enc)
+            return enc
+        except UnicodeDecodeError as exc:
+            # a multi-byte character cut at the end of the sample is not a decoding failure
+            if enc == "utf-8-sig" and exc.start >= len(sample) - 3:
+                return enc
+            continue
+    return "latin-1"
+
+
+def sniff_delimiter(text: str) -> str:
+    """Pick the delimiter that splits the header and the next lines into the same number of fields.
+
+    >>> sniff_delimiter("a;b;c\\n1;2;3\\n")
+    ';'
+    >>> sniff_delimiter("ID\\tYear_Birth\\n1\\t1957\\n")
+    '\\t'
+    """
+    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    if not lines:
+        return ","
+    best, best_score = ",", (-1, -1)
+    for d in _DELIMITERS:
+        counts = [ln.count(d) for ln in lines]
+        if counts[0] == 0:
+            continue
+        consistent = sum(c == counts[0] for c in counts[1:])
+        score = (consistent, counts[0])
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
+def read_table(
+    path: str | Path,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> pd.DataFrame:
+    """Read a CSV (optionally gzipped), TSV, Parquet or Excel file.
+
+    Text files are read with every column as text so that nothing is silently coerced; Parquet
+    and Excel keep their stored types.
+
+    Raises
+    ------
+    InputError
+        When the path can't be read, the file is empty or has a header but no rows.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise InputError("file not found", file=name)
+    if path.is_dir():
+        raise InputError("expected a file but this is a folder", file=name)
+    try:
+        if path.stat().st_size == 0:
+            raise InputError("file is empty", file=name)
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", file=name) from None
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffixes and suffixes[-1] in (".xlsx", ".xlsm", ".xls"):
+            frame = pd.read_excel(path, dtype=str, na_values=NA_VALUES, keep_default_na=False)
+        else:
+            frame = _read_csv(path, delimiter=delimiter, encoding=encoding)
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError("cannot read file (permission denied)", file=name) from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read file ({msg})", file=name) from None
+    if frame.shape[1] == 0:
+        raise InputError("file has no columns", file=name)
+    if len(frame) == 0:
+        raise InputError(
+            f"file has a header but no data rows (columns: {', '.join(map(str, frame.columns))})",
+            file=name,
+        )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    dupes = frame.columns[frame.columns.duplicated()].tolist()
+    if dupes:
+        raise InputError("duplicate column name in header", file=name, column=dupes[0])
+    return frame
+
+
+def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> pd.DataFrame:
+    sample = _open_sample(path)
+    if not sample.strip():
+        raise InputError("file is empty", file=str(path))
+    enc = encoding or sniff_encoding(sample)
+    text = sample.decode(enc, errors="replace")
+    sep = delimiter or sniff_delimiter(text)
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    kwargs = dict(
+        sep=sep,
+        dtype=str,
+        na_values=NA_VALUES,
+        keep_default_na=False,
+        compression=compression,
+        skipinitialspace=False,
+        engine="c",
+    )
+    try:
+        return pd.read_csv(path, encoding=enc, **kwargs)
+    except UnicodeDecodeError:
+        if encoding:
+            raise
+        # the sample decoded, a later part of the file did not: fall back to a one-byte encoding
+        return pd.read_csv(path, encoding="cp1252", encoding_errors="replace", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError("file is empty", file=str(path)) from None

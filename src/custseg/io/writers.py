@@ -1,0 +1,149 @@
+"""Atomic writers: every output is written to a temporary file beside its target and renamed.
+
+An interrupted run therefore never leaves half a file. :class:`OutputDir` goes one step further and
+stages a whole run's outputs in a hidden sibling folder, moving them into place only when the run
+has succeeded, so a failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+
+def _atomic(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if "b" not in mode else {})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return _atomic(path, "w", lambda fh: fh.write(text))
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return _atomic(path, "wb", lambda fh: fh.write(data))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (pd.Timestamp,)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean_floats(obj: Any) -> Any:
+    """Replace NaN/inf by None so the JSON is standard (no NaN tokens)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    """Serialise to deterministic, standard JSON (sorted keys are not forced; insertion order kept)."""
+    return json.dumps(_clean_floats(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as JSON atomically. NaN and infinity become ``null``."""
+    return write_text(path, to_json(obj))
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as CSV (no index) atomically, with a fixed float format for byte stability."""
+    return _atomic(path, "w", lambda fh: frame.to_csv(fh, index=False, lineterminator="\n"))
+
+
+def write_npy(path: Path, array: np.ndarray) -> Path:
+    """Write a numeric array in ``.npy`` format atomically (never pickled)."""
+    array = np.ascontiguousarray(array)
+    if array.dtype == object:
+        raise TypeError("refusing to write an object array: it would need pickle")
+    return _atomic(path, "wb", lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+class OutputDir:
+    """Stage a run's outputs in a hidden sibling folder and move them into ``target`` on commit.
+
+    Use as a context manager: on an exception the staging folder is removed and ``target`` is
+    left exactly as it was.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with OutputDir(root / "run") as out:
+    ...     _ = write_text(out.path / "a.txt", "hello")
+    >>> (root / "run" / "a.txt").read_text()
+    'hello'
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.path: Path = self.target
+        self._staging: Path | None = None
+
+    def __enter__(self) -> OutputDir:
+        parent = self.target.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.staging-", dir=parent))
+        self.path = self._staging
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._staging is not None
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _commit(self) -> None:
+        assert self._staging is not None
+        self.target.mkdir(parents=True, exist_ok=True)
+        for item in sorted(self._staging.iterdir()):
+            dest = self.target / item.name
+            if item.is_dir():
+                if dest.exists():
+                    old = self.target / f".{item.name}.old"
+                    shutil.rmtree(old, ignore_errors=True)
+                    os.replace(dest, old)
+                    os.replace(item, dest)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(item, dest)
+            else:
+                os.replace(item, dest)

@@ -1,0 +1,231 @@
+"""SegmentModel: K-Means with deterministic segment ids, saved without pickle.
+
+Segment identity never depends on K-Means' arbitrary numbering. Segments are numbered 1..k in
+decreasing order of mean customer value (net spend when the data has it, else size), with ties
+broken by size and then by centroid coordinates. When a previous model is given, centroids are
+matched to it with the Hungarian algorithm so the same segment keeps its id.
+
+A saved model is a folder: ``manifest.json`` (format version, versions, feature schema,
+preprocessing parameters, segments with names, evidence and recommendations, training summary,
+sha256 of each array file) and ``centroids.npy``. Loading checks all of it and raises
+:class:`~custseg.errors.ModelFormatError` on any mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+
+from custseg import __version__
+from custseg.errors import InputError, ModelFormatError, NotFittedError
+from custseg.io.writers import write_json, write_npy
+from custseg.preprocess import Preprocessor
+
+FORMAT = "custseg-model"
+FORMAT_VERSION = 1
+
+
+class SegmentModel:
+    """K-Means segmentation with stable, value-ordered segment ids.
+
+    Parameters
+    ----------
+    k : int
+        Number of segments.
+    seed : int
+        Random seed for K-Means.
+    n_init : int
+        K-Means restarts; the best (lowest inertia) is kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.r_[np.zeros((20, 2)), np.ones((10, 2)) * 5]
+    >>> m = SegmentModel(k=2, seed=0).fit(X)
+    >>> sorted(np.bincount(m.labels_)[1:].tolist())
+    [10, 20]
+    """
+
+    def __init__(self, *, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 300) -> None:
+        self.k = k
+        self.seed = seed
+        self.n_init = n_init
+        self.max_iter = max_iter
+
+    def fit(self, X: np.ndarray, *, value: np.ndarray | None = None,
+            feature_names: list[str] | None = None,
+            previous: SegmentModel | None = None) -> SegmentModel:
+        """Fit K-Means and number the segments deterministically.
+
+        Parameters
+        ----------
+        value : array of shape (n,), optional
+            Per-customer value used to order segments (e.g. net spend).
+        previous : SegmentModel, optional
+            A fitted model over the same features: matching segments keep its ids.
+        """
+        X = np.asarray(X, dtype="float64")
+        if X.ndim != 2 or X.shape[0] < self.k:
+            raise InputError(f"{X.shape[0]} customers are fewer than k={self.k} segments")
+        km = KMeans(n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter,
+                    random_state=self.seed).fit(X)
+        raw_labels = km.labels_
+        centers = km.cluster_centers_
+        sizes = np.bincount(raw_labels, minlength=self.k)
+        if value is not None:
+            v = np.asarray(value, dtype="float64")
+            mean_value = np.array([np.nanmean(v[raw_labels == j]) if sizes[j] else -np.inf
+                                   for j in range(self.k)])
+        else:
+            mean_value = sizes.astype("float64")
+        keys = [(-round(float(mean_value[j]), 9), -int(sizes[j]), tuple(np.round(centers[j], 9)))
+                for j in range(self.k)]
+        order = sorted(range(self.k), key=lambda j: keys[j])
+        ids = np.empty(self.k, dtype="int64")
+        ids[order] = np.arange(1, self.k + 1)
+        if previous is not None:
+            ids = self._match(previous, centers, feature_names)
+        perm = np.argsort(ids)
+        self.segment_ids_ = ids[perm]
+        self.cluster_centers_ = centers[perm]
+        remap = np.empty(self.k, dtype="int64")
+        remap[perm] = np.arange(self.k)
+        self.labels_ = self.segment_ids_[remap[raw_labels]]
+        self.inertia_ = float(km.inertia_)
+        self.n_iter_ = int(km.n_iter_)
+        self.feature_names_in_ = list(feature_names) if feature_names is not None else None
+        return self
+
+    def _match(self, previous: SegmentModel, centers: np.ndarray,
+               feature_names: list[str] | None) -> np.ndarray:
+        previous._check_fitted()
+        if feature_names is not None and previous.feature_names_in_ is not None \
+                and list(feature_names) != list(previous.feature_names_in_):
+            raise InputError("the previous model was fitted on different features; "
+                             "segment ids cannot be matched")
+        d = ((centers[:, None, :] - previous.cluster_centers_[None, :, :]) ** 2).sum(-1)
+        rows, cols = linear_sum_assignment(d)
+        ids = np.zeros(self.k, dtype="int64")
+        ids[rows] = previous.segment_ids_[cols]
+        nxt = int(previous.segment_ids_.max()) + 1
+        for j in range(self.k):
+            if ids[j] == 0:
+                ids[j] = nxt
+                nxt += 1
+        return ids
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError("SegmentModel is not fitted; call fit() first")
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Euclidean distance of each row to each centroid (columns in segment-id order)."""
+        self._check_fitted()
+        X = np.asarray(X, dtype="float64")
+        if X.shape[1] != self.cluster_centers_.shape[1]:
+            raise InputError(f"expected {self.cluster_centers_.shape[1]} feature columns, "
+                             f"got {X.shape[1]}")
+        d2 = (np.einsum("ij,ij->i", X, X)[:, None] - 2 * X @ self.cluster_centers_.T
+              + np.einsum("ij,ij->i", self.cluster_centers_, self.cluster_centers_)[None, :])
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Segment id of the nearest centroid for each row."""
+        return self.segment_ids_[np.argmin(self.transform(X), axis=1)]
+
+
+# ------------------------------------------------------------------------------------ save/load
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(path: str | Path, model: SegmentModel, preprocessor: Preprocessor,
+               extra: dict[str, Any]) -> Path:
+    """Write ``manifest.json`` and ``centroids.npy`` into the folder ``path``.
+
+    ``extra`` carries the feature schema, segments (names, evidence, recommendations) and the
+    training summary; it must be JSON-serialisable.
+    """
+    model._check_fitted()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays = {"centroids.npy": model.cluster_centers_.astype("float64")}
+    hashes = {}
+    for name, arr in arrays.items():
+        write_npy(path / name, arr)
+        hashes[name] = _sha256(path / name)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "custseg_version": __version__,
+        "model": {"k": model.k, "seed": model.seed, "n_init": model.n_init,
+                  "segment_ids": model.segment_ids_.tolist(), "inertia": model.inertia_,
+                  "feature_names": model.feature_names_in_},
+        "preprocessing": preprocessor.to_dict(),
+        **extra,
+        "arrays": hashes,
+    }
+    write_json(path / "manifest.json", manifest)
+    return path
+
+
+def load_model(path: str | Path) -> tuple[SegmentModel, Preprocessor, dict[str, Any]]:
+    """Load a saved model folder; checks format, version and the hash of every array file.
+
+    Raises
+    ------
+    ModelFormatError
+        Missing or unreadable manifest, unknown format version, tampered or truncated arrays.
+    """
+    path = Path(path)
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise ModelFormatError(f"{path}: not a custseg model folder (no manifest.json)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{mpath}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFormatError(f"{mpath}: not a custseg model manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(f"{mpath}: model format version {version!r} is not supported "
+                               f"(this custseg reads version {FORMAT_VERSION})")
+    try:
+        hashes = manifest["arrays"]
+        arrays = {}
+        for name, digest in hashes.items():
+            apath = path / name
+            if not apath.is_file():
+                raise ModelFormatError(f"{apath}: array file missing")
+            if _sha256(apath) != digest:
+                raise ModelFormatError(f"{apath}: checksum mismatch (file changed or truncated)")
+            arrays[name] = np.load(apath, allow_pickle=False)
+        m = manifest["model"]
+        model = SegmentModel(k=int(m["k"]), seed=int(m["seed"]), n_init=int(m["n_init"]))
+        model.cluster_centers_ = np.asarray(arrays["centroids.npy"], dtype="float64")
+        model.segment_ids_ = np.asarray(m["segment_ids"], dtype="int64")
+        model.inertia_ = float(m["inertia"])
+        model.feature_names_in_ = m.get("feature_names")
+        model.labels_ = np.empty(0, dtype="int64")
+        pre = Preprocessor.from_dict(manifest["preprocessing"])
+    except ModelFormatError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{mpath}: incomplete or invalid manifest ({exc!r})") from None
+    if model.cluster_centers_.shape != (model.k, len(pre.feature_names_out_)):
+        raise ModelFormatError(f"{path}: centroids shape {model.cluster_centers_.shape} does not "
+                               f"match k={model.k} and {len(pre.feature_names_out_)} features")
+    return model, pre, manifest

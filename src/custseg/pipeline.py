@@ -1,0 +1,334 @@
+"""The segmentation job: sources → schema → features → preprocess → k → model → profile → actions.
+
+:func:`run_segmentation` computes a :class:`SegmentationResult` (nothing is written);
+:func:`write_outputs` writes the contract outputs atomically; :func:`custseg.segment` does both.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from custseg import __version__
+from custseg.config import Config
+from custseg.errors import InputError
+from custseg.features import FeatureTable, build_features
+from custseg.io.readers import read_table
+from custseg.io.writers import OutputDir, write_csv, write_json, write_text
+from custseg.model import SegmentModel, save_model
+from custseg.preprocess import Preprocessor
+from custseg.profile import Profiles, load_rules, name_segments, profile_segments
+from custseg.recommend import recommend
+from custseg.schema import (
+    Ledger,
+    prepare_customers,
+    prepare_transactions,
+    restrict_to_customers,
+)
+from custseg.selection import KSelection, choose_k
+
+Progress = Callable[[str, int, int], None]
+Source = str | Path | pd.DataFrame | None
+
+
+@dataclass
+class SegmentationResult:
+    """Everything a segmentation run computed; rendering and writing only read it."""
+
+    config: Config
+    inputs: dict[str, str]
+    as_of: date | None
+    ledger: Ledger
+    features: FeatureTable
+    preprocessor: Preprocessor
+    matrix: np.ndarray
+    selection: KSelection
+    model: SegmentModel
+    labels: np.ndarray
+    distances: np.ndarray
+    profiles: Profiles
+    ignored_columns: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return self.model.k
+
+    def assignments(self) -> pd.DataFrame:
+        """customer_id, segment_id, segment_name, distance, then the features (original units)."""
+        names = {s.segment_id: s.name for s in self.profiles.segments}
+        f = self.features
+        cols = [c for c in [*f.numeric, *f.binary, *f.descriptive, *f.categorical]
+                if c in f.frame.columns]
+        out = pd.DataFrame({
+            "customer_id": f.frame.index.to_numpy(dtype=object),
+            "segment_id": self.labels,
+            "segment_name": [names[i] for i in self.labels],
+            "distance": np.round(self.distances, 6),
+        })
+        feats = f.frame[cols].reset_index(drop=True)
+        for c in cols:
+            if pd.api.types.is_numeric_dtype(feats[c]):
+                feats[c] = feats[c].astype("float64").round(6)
+        return pd.concat([out, feats], axis=1)
+
+    def rows_summary(self) -> dict:
+        return {name: s.to_dict() for name, s in self.ledger.sources.items()}
+
+    def customers_summary(self) -> dict:
+        excluded = self.ledger.excluded_customers()
+        segmented = int(len(self.labels))
+        return {"seen": segmented + sum(excluded.values()), "segmented": segmented,
+                "excluded": dict(sorted(excluded.items()))}
+
+    def summary(self) -> dict:
+        """The ``summary.json`` content."""
+        import duckdb
+        import scipy
+        import sklearn
+
+        sel = self.selection.to_dict()
+        return {
+            "custseg_version": __version__,
+            "inputs": self.inputs,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "seed": self.config.segmentation.seed,
+            "k": self.k,
+            "no_strong_structure": self.selection.no_strong_structure,
+            "k_selection": sel,
+            "rows": self.rows_summary(),
+            "customers": self.customers_summary(),
+            "cleaning": dict(sorted(self.ledger.cleaned.items())),
+            "features": {
+                "model": self.features.model_columns,
+                "descriptive": self.features.descriptive,
+                "encoded": self.preprocessor.feature_names_out_,
+                "transforms": [s.to_dict() for s in self.preprocessor.specs_],
+                "definitions": {k: v for k, v in self.features.definitions.items()
+                                if k in self.features.frame.columns},
+                "ignored_columns": self.ignored_columns,
+            },
+            "segments": [
+                {"segment_id": s.segment_id, "name": s.name, "size": s.size,
+                 "share": round(s.share, 6),
+                 "revenue_share": None if s.revenue_share is None else round(s.revenue_share, 6),
+                 "evidence": s.evidence}
+                for s in self.profiles.segments
+            ],
+            "warnings": self.ledger.warnings + [{"category": "k-selection", "message": w}
+                                                for w in self.selection.warnings],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "versions": {"custseg": __version__, "python": platform.python_version(),
+                         "numpy": np.__version__, "pandas": pd.__version__,
+                         "scikit-learn": sklearn.__version__, "scipy": scipy.__version__,
+                         "duckdb": duckdb.__version__},
+        }
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], progress: Progress | None):
+        self.timings = timings
+        self.progress = progress
+
+    def stage(self, name: str):
+        timer = self
+
+        class _S:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                if timer.progress:
+                    timer.progress(name, 0, 1)
+
+            def __exit__(self, *exc):
+                timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.t0
+                if timer.progress and exc[0] is None:
+                    timer.progress(name, 1, 1)
+
+        return _S()
+
+
+def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | None,
+          encoding: str | None) -> tuple[pd.DataFrame | None, str | None]:
+    source = source if source is not None else cfg_path
+    if source is None:
+        return None, None
+    if isinstance(source, pd.DataFrame):
+        if len(source) == 0:
+            raise InputError(f"the {label} table has no rows", file=f"<{label} DataFrame>")
+        return source.copy(), f"<{label} DataFrame>"
+    return read_table(source, delimiter=delimiter, encoding=encoding), str(source)
+
+
+def run_segmentation(customers: Source = None, transactions: Source = None, *,
+                     config: Config | None = None, progress: Progress | None = None,
+                     previous_model: SegmentModel | None = None) -> SegmentationResult:
+    """Run the whole segmentation job in memory.
+
+    Parameters
+    ----------
+    customers, transactions : path or DataFrame, optional
+        At least one is needed. Paths may be CSV (any delimiter, gzip), Parquet or Excel.
+    config : Config, optional
+        Column roles, feature selection and k-selection settings.
+    progress : callable(stage, done, total), optional
+        Called as stages start and finish (the CLI draws progress bars with it).
+    previous_model : SegmentModel, optional
+        Keep segment ids stable against an earlier model fitted on the same features.
+    """
+    cfg = config or Config()
+    seg = cfg.segmentation
+    timings: dict[str, float] = {}
+    timer = _Timer(timings, progress)
+    ledger = Ledger()
+
+    with timer.stage("read"):
+        cust_raw, cust_file = _load(customers, cfg.customers.path, "customers",
+                                    cfg.customers.delimiter, cfg.customers.encoding)
+        tx_raw, tx_file = _load(transactions, cfg.transactions.path, "transactions",
+                                cfg.transactions.delimiter, cfg.transactions.encoding)
+    if cust_raw is None and tx_raw is None:
+        raise InputError("give a customers table, a transactions log, or both")
+
+    with timer.stage("clean"):
+        as_of = seg.as_of
+        cust = tx = None
+        if tx_raw is not None:
+            # transactions define the as-of date when present, so they are typed first
+            tx = prepare_transactions(tx_raw, cfg.transactions, file=tx_file or "", ledger=ledger,
+                                      as_of=as_of, on_invalid=seg.on_invalid)
+            as_of = tx.as_of
+        if cust_raw is not None:
+            cust = prepare_customers(cust_raw, cfg.customers, file=cust_file or "",
+                                     ledger=ledger, as_of=as_of, on_invalid=seg.on_invalid)
+        if tx is not None and cust is not None:
+            restrict_to_customers(tx, cust.frame.index, ledger)
+
+    with timer.stage("features"):
+        feats = build_features(cust, tx, cfg.features, ledger)
+        as_of = feats.as_of or as_of
+        _account_for_customers(ledger, cust, tx, feats)
+
+    with timer.stage("preprocess"):
+        pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,
+                           categorical=feats.categorical, weights=cfg.features.weights,
+                           max_levels=cfg.features.max_categories,
+                           min_level_share=cfg.features.min_category_share)
+        X = pre.fit_transform(feats.frame)
+
+    with threadpool_limits(limits=seg.threads):
+        return _model_and_profile(cfg, X, pre, feats, ledger, timer, progress, previous_model,
+                                  cust, as_of, {"customers": cust_file, "transactions": tx_file})
+
+
+def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: FeatureTable,
+                       ledger: Ledger, timer: _Timer, progress: Progress | None,
+                       previous_model: SegmentModel | None, cust, as_of: date | None,
+                       files: dict[str, str | None]) -> SegmentationResult:
+    seg = cfg.segmentation
+    n = X.shape[0]
+    fixed_k = seg.k if isinstance(seg.k, int) else None
+    if fixed_k is not None and n <= fixed_k:
+        raise InputError(f"{n} customer(s) left after cleaning: fewer than k={fixed_k} + 1; "
+                         "use a smaller k")
+    with timer.stage("choose k"):
+        selection = choose_k(X, k_min=seg.k_min, k_max=max(seg.k_max, seg.k_min), seed=seg.seed,
+                             selection_sample=seg.selection_sample,
+                             silhouette_sample=seg.silhouette_sample, bootstrap=seg.bootstrap,
+                             progress=progress) if fixed_k is None or n > seg.k_min + 1 else None
+        if fixed_k is not None:
+            if selection is None:
+                raise InputError(f"{n} customers are too few to segment")
+            selection.k = fixed_k
+            selection.overridden = True
+            selection.reason = (f"k={fixed_k} was set by the user (--k); the evidence-based rule "
+                                f"would choose: {selection.reason}")
+    assert selection is not None
+    with timer.stage("fit"):
+        value = (feats.frame[feats.value_column].to_numpy(dtype="float64")
+                 if feats.value_column else None)
+        model = SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit(
+            X, value=value, feature_names=pre.feature_names_out_, previous=previous_model)
+        labels = model.labels_
+        dist = model.transform(X)[np.arange(n), np.searchsorted(model.segment_ids_, labels)]
+
+    with timer.stage("profile"):
+        profiles = profile_segments(feats, labels)
+        rules = load_rules(cfg.naming_rules)
+        name_segments(profiles, rules)
+        recommend(profiles, rules)
+
+    ignored = {**(cust.ignored if cust is not None else {})}
+    return SegmentationResult(
+        config=cfg, inputs={k: v for k, v in files.items() if v},
+        as_of=as_of, ledger=ledger, features=feats, preprocessor=pre, matrix=X,
+        selection=selection, model=model, labels=labels, distances=dist, profiles=profiles,
+        ignored_columns=ignored, timings=timer.timings)
+
+
+def _account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:
+    """Every customer id seen in any input is segmented or excluded with a reason."""
+    seen = pd.Index([])
+    for t in (cust, tx):
+        if t is not None:
+            seen = seen.union(t.seen_ids)
+    excl = ledger.excluded_frame()
+    already = pd.Index(excl.loc[excl["source"] == "customer", "customer_id"].unique())
+    rest = seen.difference(feats.frame.index).difference(already)
+    if len(rest) == 0:
+        return
+    rows = excl[(excl["source"] != "customer") & excl["customer_id"].isin(rest)]
+    top = (rows.groupby("customer_id")["reason"]
+           .agg(lambda r: r.value_counts().sort_index().idxmax()))
+    for reason, ids in top.groupby(top).groups.items():
+        ledger.exclude_customers(sorted(ids), f"all rows excluded ({reason})")
+
+
+def write_outputs(result: SegmentationResult, out: str | Path,
+                  progress: Progress | None = None) -> dict[str, Path]:
+    """Write segments.csv, excluded.csv, profiles.json, summary.json, report.html and model/.
+
+    Everything is staged and moved into ``out`` only when complete.
+    """
+    from custseg.report.render import render_report
+
+    t0 = time.perf_counter()
+    if progress:
+        progress("write", 0, 1)
+    with OutputDir(Path(out)) as od:
+        p = od.path
+        write_csv(p / "segments.csv", result.assignments())
+        write_csv(p / "excluded.csv", result.ledger.excluded_frame())
+        write_json(p / "profiles.json", result.profiles.to_dict())
+        save_model(p / "model", result.model, result.preprocessor, _model_extra(result))
+        result.timings["write"] = time.perf_counter() - t0
+        write_text(p / "report.html", render_report(result))
+        result.timings["write"] = time.perf_counter() - t0
+        write_json(p / "summary.json", result.summary())
+    if progress:
+        progress("write", 1, 1)
+    names = ["segments.csv", "excluded.csv", "profiles.json", "summary.json", "report.html", "model"]
+    return {n: Path(out) / n for n in names}
+
+
+def _model_extra(result: SegmentationResult) -> dict:
+    f = result.features
+    return {
+        "features": {"numeric": f.numeric, "binary": f.binary, "categorical": f.categorical,
+                     "value_column": f.value_column},
+        "config": result.config.model_dump(mode="json"),
+        "as_of": result.as_of.isoformat() if result.as_of else None,
+        "segments": [{"segment_id": s.segment_id, "name": s.name, "description": s.description,
+                      "evidence": s.evidence, "recommendations": s.recommendations,
+                      "size": s.size, "share": s.share}
+                     for s in result.profiles.segments],
+        "training": {"n_customers": int(len(result.labels)), "k_selection_reason":
+                     result.selection.reason, "inputs": result.inputs},
+    }

@@ -1,0 +1,371 @@
+"""Segment profiles and evidence-backed names.
+
+:func:`profile_segments` computes, for every segment, its size and value, the mean and median of
+each feature, the mix of every categorical column and of the category/channel shares, and the
+*standardised difference* of each numeric feature from the population:
+``(segment mean - population mean) / population SD``, on ``log1p`` for skewed non-negative
+features so that a few extreme customers don't dominate.
+
+Names come from a rules table (``rules/naming.toml`` by default; see :class:`NamingRule`). Rules
+fire only when their columns exist; names are assigned by an optimal matching so no two segments
+share one; segments no rule fits get a descriptive name from their top features.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+
+from custseg.errors import ConfigError
+from custseg.features import FeatureTable
+
+_COND = re.compile(r"^\s*(?P<key>[^<>]+?)\s*(?P<op>[<>])\s*(?P<thr>[-+]?\d+(?:\.\d+)?)\s*$")
+
+
+# ------------------------------------------------------------------------------------ labels
+
+
+def feature_label(name: str) -> str:
+    """A readable label for a feature name.
+
+    >>> feature_label("cat_share_electronics"), feature_label("recency_days")
+    ('Electronics share', 'Recency (days)')
+    """
+    fixed = {
+        "recency_days": "Recency (days)", "frequency": "Orders", "monetary": "Net spend",
+        "avg_order_value": "Average order value", "tenure_days": "Tenure (days)",
+        "purchase_rate": "Orders per month", "mean_gap_days": "Days between orders",
+        "return_rate": "Return rate", "discount_share": "Discount use", "age": "Age",
+        "income": "Income", "education_level": "Education level", "children": "Children",
+        "household_size": "Household size", "items_per_order": "Items per order",
+        "online_share": "Online share",
+    }
+    if name in fixed:
+        return fixed[name]
+    for prefix, suffix in (("cat_share_", "share"), ("chan_share_", "channel share")):
+        if name.startswith(prefix):
+            return f"{name[len(prefix):].replace('_', ' ').capitalize()} {suffix}"
+    if "=" in name:
+        col, level = name.split("=", 1)
+        return f"{feature_label(col)}: {level}"
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+# ------------------------------------------------------------------------------------ profiles
+
+
+@dataclass
+class SegmentProfile:
+    """Everything known about one segment."""
+
+    segment_id: int
+    size: int
+    share: float
+    revenue: float | None
+    revenue_share: float | None
+    value_per_customer: float | None
+    means: dict[str, float]
+    medians: dict[str, float]
+    z: dict[str, float]
+    mixes: dict[str, dict[str, float]]       # column or group -> level -> share in the segment
+    level_diff: dict[str, float]             # "column=level" -> segment share - population share
+    distinguishing: list[dict]
+    name: str = ""
+    name_rule: str | None = None
+    description: str = ""
+    evidence: list[str] = field(default_factory=list)
+    insights: list[str] = field(default_factory=list)
+    recommendations: list[dict] = field(default_factory=list)
+    opportunity: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Profiles:
+    segments: list[SegmentProfile]
+    population: dict[str, dict[str, float]]   # mean / median / sd per feature
+    population_mixes: dict[str, dict[str, float]]
+    value_column: str | None
+    features: list[str]
+
+    def by_id(self, segment_id: int) -> SegmentProfile:
+        return next(s for s in self.segments if s.segment_id == segment_id)
+
+    def to_dict(self) -> dict:
+        return {"value_column": self.value_column, "features": self.features,
+                "population": self.population, "population_mixes": self.population_mixes,
+                "segments": [s.to_dict() for s in self.segments]}
+
+
+def _robust_transform(x: np.ndarray) -> np.ndarray:
+    finite = x[np.isfinite(x)]
+    if finite.size > 2 and finite.min() >= 0 and np.ptp(finite) > 0 and stats.skew(finite) > 1.0:
+        return np.log1p(np.maximum(x, 0))
+    return x
+
+
+def _mix(series: pd.Series) -> dict[str, float]:
+    counts = series.astype("string").fillna("(missing)").value_counts(normalize=True)
+    counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    return {str(k): float(v) for k, v in counts.items()}
+
+
+def profile_segments(features: FeatureTable, labels: np.ndarray) -> Profiles:
+    """Per-segment statistics and standardised differences from the population."""
+    frame = features.frame
+    numeric = [c for c in [*features.numeric, *features.binary, *features.descriptive]
+               if c in frame.columns]
+    seg_ids = sorted(int(s) for s in np.unique(labels))
+    n = len(frame)
+    pop: dict[str, dict[str, float]] = {}
+    transformed: dict[str, np.ndarray] = {}
+    for c in numeric:
+        x = frame[c].to_numpy(dtype="float64")
+        t = _robust_transform(x)
+        transformed[c] = t
+        pop[c] = {"mean": float(np.nanmean(x)), "median": float(np.nanmedian(x)),
+                  "sd": float(np.nanstd(x)), "t_mean": float(np.nanmean(t)),
+                  "t_sd": float(np.nanstd(t))}
+    mix_cols = {c: frame[c] for c in features.categorical}
+    pop_mixes = {c: _mix(s) for c, s in mix_cols.items()}
+    for group, cols in features.groups.items():
+        pop_mixes[group] = {feature_label(c).removesuffix(" share").removesuffix(" channel"):
+                            float(frame[c].mean()) for c in cols}
+    value = frame[features.value_column].to_numpy(dtype="float64") if features.value_column else None
+    total_value = float(np.nansum(np.clip(value, 0, None))) if value is not None else None
+
+    segments: list[SegmentProfile] = []
+    for sid in seg_ids:
+        mask = labels == sid
+        size = int(mask.sum())
+        means, medians, z = {}, {}, {}
+        for c in numeric:
+            x = frame[c].to_numpy(dtype="float64")[mask]
+            means[c] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+            medians[c] = float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
+            t = transformed[c][mask]
+            sd = pop[c]["t_sd"]
+            z[c] = float((np.nanmean(t) - pop[c]["t_mean"]) / sd) if sd > 0 and np.isfinite(t).any() \
+                else 0.0
+        mixes: dict[str, dict[str, float]] = {}
+        level_diff: dict[str, float] = {}
+        for c, s in mix_cols.items():
+            m = _mix(s[mask])
+            mixes[c] = {lv: m.get(lv, 0.0) for lv in pop_mixes[c]}
+            for lv, p in pop_mixes[c].items():
+                level_diff[f"{c}={lv}"] = mixes[c][lv] - p
+        for group, cols in features.groups.items():
+            labels_ = list(pop_mixes[group])
+            mixes[group] = {lab: float(frame[c].to_numpy()[mask].mean())
+                            for lab, c in zip(labels_, cols, strict=True)}
+        rev = float(np.nansum(np.clip(value[mask], 0, None))) if value is not None else None
+        segments.append(SegmentProfile(
+            segment_id=sid, size=size, share=size / n,
+            revenue=rev,
+            revenue_share=(rev / total_value if total_value else None) if rev is not None else None,
+            value_per_customer=(rev / size) if rev is not None else None,
+            means=means, medians=medians, z=z, mixes=mixes, level_diff=level_diff,
+            distinguishing=_distinguishing(z, level_diff, means, pop, features),
+        ))
+    return Profiles(segments=segments, population=pop, population_mixes=pop_mixes,
+                    value_column=features.value_column, features=numeric)
+
+
+def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: dict[str, float],
+                    pop: dict[str, dict[str, float]], features: FeatureTable,
+                    top: int = 6) -> list[dict]:
+    items = []
+    model = set(features.numeric) | set(features.binary)
+    for c, v in z.items():
+        if c in model or c == "online_share":
+            items.append({"feature": c, "label": feature_label(c), "score": v,
+                          "segment": means[c], "population": pop[c]["mean"], "kind": "numeric"})
+    for key, d in level_diff.items():
+        # a 20-point difference in a level's share reads about as strongly as 1 SD
+        items.append({"feature": key, "label": feature_label(key), "score": d * 5,
+                      "segment": None, "population": None, "difference": d, "kind": "level"})
+    items.sort(key=lambda it: (-abs(it["score"]), it["feature"]))
+    return items[:top]
+
+
+# ------------------------------------------------------------------------------------ naming
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str, rule: str) -> Condition:
+        m = _COND.match(text)
+        if not m:
+            raise ConfigError(f"naming rule '{rule}': cannot read condition {text!r} "
+                              "(expected '<feature> <|> <number>')")
+        return cls(m["key"].strip(), m["op"], float(m["thr"]))
+
+    def value(self, seg: SegmentProfile) -> float | None:
+        if "=" in self.key:
+            col, level = self.key.split("=", 1)
+            for k, v in seg.level_diff.items():
+                kc, kl = k.split("=", 1)
+                if kc.lower() == col.lower() and kl.lower() == level.lower():
+                    return v
+            return None
+        return seg.z.get(self.key)
+
+    def margin(self, seg: SegmentProfile) -> float | None:
+        v = self.value(seg)
+        if v is None or not np.isfinite(v):
+            return None
+        return v - self.threshold if self.op == ">" else self.threshold - v
+
+
+@dataclass(frozen=True)
+class NamingRule:
+    name: str
+    description: str
+    require: tuple[Condition, ...]
+    support: tuple[Condition, ...]
+    actions: dict[str, str]
+
+    def score(self, seg: SegmentProfile) -> float | None:
+        """Score when the rule fires for ``seg``, else None."""
+        total = 0.0
+        for c in self.require:
+            m = c.margin(seg)
+            if m is None or m <= 0:
+                return None
+            total += m
+        for c in self.support:
+            m = c.margin(seg)
+            if m is not None and m > 0:
+                total += 0.5 * m
+        return total
+
+
+def load_rules(path: str | Path | None = None) -> list[NamingRule]:
+    """The naming rules table: the built-in one, or a user's TOML file of the same shape."""
+    if path is None:
+        text = resources.files("custseg").joinpath("rules/naming.toml").read_text(encoding="utf-8")
+        src = "built-in naming rules"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read naming rules ({exc.strerror})") from None
+        src = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{src}: invalid TOML ({exc})") from None
+    rules = []
+    for r in data.get("rule", []):
+        if "name" not in r or "require" not in r:
+            raise ConfigError(f"{src}: every [[rule]] needs 'name' and 'require'")
+        rules.append(NamingRule(
+            name=r["name"], description=r.get("description", ""),
+            require=tuple(Condition.parse(c, r["name"]) for c in r["require"]),
+            support=tuple(Condition.parse(c, r["name"]) for c in r.get("support", [])),
+            actions=dict(r.get("actions", {})),
+        ))
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{src}: rule names must be unique")
+    return rules
+
+
+def _evidence(cond: Condition, seg: SegmentProfile, pop: dict[str, dict[str, float]]) -> str:
+    v = cond.value(seg)
+    if "=" in cond.key:
+        col, level = cond.key.split("=", 1)
+        seg_share = seg.mixes.get(col, {}).get(level)
+        base = (seg_share - v) if seg_share is not None and v is not None else None
+        if seg_share is None:
+            return f"{feature_label(cond.key)} {v:+.0%} vs population"
+        return (f"{feature_label(col)} '{level}': {seg_share:.0%} of the segment vs "
+                f"{base:.0%} overall")
+    mean = seg.means.get(cond.key)
+    pmean = pop.get(cond.key, {}).get("mean")
+    return (f"{feature_label(cond.key)} {_fmt(mean)} vs {_fmt(pmean)} overall "
+            f"({v:+.1f} SD)")
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def name_segments(profiles: Profiles, rules: list[NamingRule]) -> None:
+    """Give every segment a unique name with evidence (in place)."""
+    segs = profiles.segments
+    if rules:
+        score = np.full((len(segs), len(rules)), -1.0)
+        for i, s in enumerate(segs):
+            for j, r in enumerate(rules):
+                v = r.score(s)
+                if v is not None:
+                    score[i, j] = v
+        # maximise the total score; a rule that does not fire costs a lot
+        cost = np.where(score >= 0, -score, 1e6)
+        rows, cols = linear_sum_assignment(cost)
+        for i, j in zip(rows, cols, strict=True):
+            if score[i, j] < 0:
+                continue
+            s, r = segs[i], rules[j]
+            s.name, s.name_rule, s.description = r.name, r.name, r.description
+            s.evidence = [_evidence(c, s, profiles.population) for c in r.require]
+            s.evidence += [_evidence(c, s, profiles.population) for c in r.support
+                           if (c.margin(s) or 0) > 0]
+    used = {s.name for s in segs if s.name}
+    for s in segs:
+        if s.name:
+            continue
+        s.name = _descriptive_name(s, used)
+        used.add(s.name)
+        s.description = "No archetype fits; named after its most distinctive features."
+        s.evidence = [
+            (f"{d['label']} {_fmt(d['segment'])} vs {_fmt(d['population'])} overall "
+             f"({d['score']:+.1f} SD)") if d["kind"] == "numeric" else
+            f"{d['label']}: {d['difference']:+.0%} points vs overall"
+            for d in s.distinguishing[:3]
+        ]
+
+
+def _descriptive_name(seg: SegmentProfile, used: set[str]) -> str:
+    parts: list[str] = []
+    for d in seg.distinguishing:
+        if abs(d["score"]) < 0.25:
+            break
+        if d["kind"] == "numeric":
+            parts.append(f"{'High' if d['score'] > 0 else 'Low'} {d['label']}")
+        elif d["score"] > 0:
+            parts.append(f"Mostly {d['label']}")
+        else:
+            continue
+        name = " · ".join(parts)
+        if len(parts) >= 2 and name not in used:
+            return name
+    name = " · ".join(parts) if parts else "Typical Customers"
+    base, i = name, 2
+    while name in used:
+        name = f"{base} ({i})"
+        i += 1
+    return name

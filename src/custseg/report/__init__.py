@@ -1,0 +1,1 @@
+"""Rendering of result objects into HTML and Markdown (no computation here)."""
