@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -31,7 +32,8 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except (typer.Exit, typer.Abort, typer.BadParameter, typer.TyperException):
         raise
     except CustsegError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; no output was written")
@@ -39,7 +41,7 @@ def _guard(fn: Callable[[], Any]) -> Any:
     except Exception as exc:  # a bug: say so plainly, traceback only on request
         if os.environ.get("CUSTSEG_DEBUG"):
             raise
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
                           "(set CUSTSEG_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -51,7 +53,8 @@ class _Bars:
         self.progress = Progress(TextColumn("[bold]{task.description:<12}"), BarColumn(),
                                  TextColumn("{task.completed}/{task.total}"),
                                  TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=err_console, disable=quiet, transient=False)
+                                 console=err_console, transient=False,
+                                 disable=quiet or not err_console.is_terminal)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Bars:

@@ -100,7 +100,7 @@ ORDER BY b.customer_id
 """
 
 _SHARE_SQL = """
-SELECT customer_id, {key} AS level, {measure} AS v
+SELECT customer_id, {key} AS level, CAST({measure} AS DOUBLE) AS v
 FROM tx WHERE NOT is_return
 GROUP BY customer_id, {key}
 """
@@ -221,7 +221,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         numeric += [c for c in customers.numeric if c not in numeric]
         binary += customers.binary
         categorical += customers.categorical
-        pre = _pre_aggregated(frame, customers, groups)
+        frame, pre = _pre_aggregated(frame, customers, groups)
         numeric += [c for c in pre if c not in numeric]
         if transactions is None and "monetary" in frame.columns:
             value_column = "monetary"
@@ -280,9 +280,13 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
 
 
 def _pre_aggregated(frame: pd.DataFrame, customers: CustomerTable,
-                    groups: dict[str, list[str]]) -> list[str]:
+                    groups: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
     """Turn per-category spend and per-channel purchase counts into the same features that
-    transactions give (monetary, frequency, shares, discount share); returns new model columns."""
+    transactions give (monetary, frequency, shares, discount share).
+
+    Returns the frame without the raw columns, and the names of the new model columns.
+    """
+    frame = frame.copy()
     new: list[str] = []
     spend = {lv: f"__raw__{c}" for lv, c in customers.category_spend.items()}
     buys = {lv: f"__raw__{c}" for lv, c in customers.channel_purchases.items()}
@@ -316,5 +320,4 @@ def _pre_aggregated(frame: pd.DataFrame, customers: CustomerTable,
             frame["discount_share"] = (deals / freq.replace(0, np.nan)).clip(upper=1.0)
             new.append("discount_share")
     raw_cols = [c for c in frame.columns if c.startswith("__raw__")]
-    frame.drop(columns=raw_cols, inplace=True)
-    return new
+    return frame.drop(columns=raw_cols), new

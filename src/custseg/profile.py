@@ -351,15 +351,19 @@ def name_segments(profiles: Profiles, rules: list[NamingRule]) -> None:
 
 def _descriptive_name(seg: SegmentProfile, used: set[str]) -> str:
     parts: list[str] = []
+    columns: set[str] = set()
     for d in seg.distinguishing:
         if abs(d["score"]) < 0.25:
             break
         if d["kind"] == "numeric":
             parts.append(f"{'High' if d['score'] > 0 else 'Low'} {d['label']}")
-        elif d["score"] > 0:
-            parts.append(f"Mostly {d['label']}")
         else:
-            continue
+            col, level = d["feature"].split("=", 1)
+            # the complement of an over-represented level says nothing new
+            if d["score"] <= 0 or col in columns:
+                continue
+            columns.add(col)
+            parts.append(f"{feature_label(col)} {level}")
         name = " · ".join(parts)
         if len(parts) >= 2 and name not in used:
             return name
