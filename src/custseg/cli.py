@@ -103,7 +103,8 @@ def _segments_table(result: Any) -> Table:
 
 
 def _segment(customers: Path | None, transactions: Path | None, config: Path | None, k: str,
-             as_of: str | None, seed: int | None, out: Path, quiet: bool) -> None:
+             as_of: str | None, seed: int | None, out: Path, quiet: bool,
+             previous_model: Path | None = None) -> None:
     from custseg.config import Config
     from custseg.pipeline import run_segmentation, write_outputs
 
@@ -113,8 +114,14 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
     if customers is None and transactions is None and not (cfg.customers.path or
                                                            cfg.transactions.path):
         raise typer.BadParameter("give a customers file, --transactions, or both")
+    previous = None
+    if previous_model is not None:
+        from custseg.model import load_model
+
+        previous = load_model(previous_model)[:2]
     with _Bars(quiet) as bars:
-        result = run_segmentation(customers, transactions, config=cfg, progress=bars)
+        result = run_segmentation(customers, transactions, config=cfg, progress=bars,
+                                  previous_model=previous)
         write_outputs(result, out, progress=bars)
     if not quiet:
         out_console.print(_segments_table(result))
@@ -138,9 +145,13 @@ def segment(
     seed: int | None = typer.Option(None, "--seed", help="random seed (default 0)"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress or tables"),
+    previous_model: Path | None = typer.Option(
+        None, "--previous-model", help="an earlier run's model/ folder: matching segments keep "
+        "their ids (centroids matched with the Hungarian algorithm)"),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
-    _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet))
+    _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
+                            previous_model))
 
 
 @app.command()

@@ -60,7 +60,8 @@ class SegmentModel:
 
     def fit(self, X: np.ndarray, *, value: np.ndarray | None = None,
             feature_names: list[str] | None = None,
-            previous: SegmentModel | None = None) -> SegmentModel:
+            previous: SegmentModel | None = None,
+            previous_space: np.ndarray | None = None) -> SegmentModel:
         """Fit K-Means and number the segments deterministically.
 
         Parameters
@@ -68,7 +69,11 @@ class SegmentModel:
         value : array of shape (n,), optional
             Per-customer value used to order segments (e.g. net spend).
         previous : SegmentModel, optional
-            A fitted model over the same features: matching segments keep its ids.
+            An earlier model: segments whose centroids match one of its centroids keep that id
+            (Hungarian matching on squared distance); unmatched segments get new ids.
+        previous_space : array of shape (n, p_previous), optional
+            The same customers in the previous model's feature space (transformed with its
+            preprocessor), when it differs from ``X``: new centroids are computed there.
         """
         X = np.asarray(X, dtype="float64")
         if X.ndim != 2 or X.shape[0] < self.k:
@@ -90,7 +95,14 @@ class SegmentModel:
         ids = np.empty(self.k, dtype="int64")
         ids[order] = np.arange(1, self.k + 1)
         if previous is not None:
-            ids = self._match(previous, centers, feature_names)
+            if previous_space is None:
+                self._check_same_features(previous, feature_names)
+                space_centers = centers
+            else:
+                space = np.asarray(previous_space, dtype="float64")
+                space_centers = np.vstack([space[raw_labels == j].mean(axis=0)
+                                           for j in range(self.k)])
+            ids = self._match(previous, space_centers)
         perm = np.argsort(ids)
         self.segment_ids_ = ids[perm]
         self.cluster_centers_ = centers[perm]
@@ -102,13 +114,18 @@ class SegmentModel:
         self.feature_names_in_ = list(feature_names) if feature_names is not None else None
         return self
 
-    def _match(self, previous: SegmentModel, centers: np.ndarray,
-               feature_names: list[str] | None) -> np.ndarray:
+    @staticmethod
+    def _check_same_features(previous: SegmentModel, feature_names: list[str] | None) -> None:
         previous._check_fitted()
         if feature_names is not None and previous.feature_names_in_ is not None \
                 and list(feature_names) != list(previous.feature_names_in_):
-            raise InputError("the previous model was fitted on different features; "
-                             "segment ids cannot be matched")
+            raise InputError("the previous model was fitted on different features; pass the "
+                             "customers in its feature space (previous_space) to match segments")
+
+    def _match(self, previous: SegmentModel, centers: np.ndarray) -> np.ndarray:
+        previous._check_fitted()
+        if centers.shape[1] != previous.cluster_centers_.shape[1]:
+            raise InputError("the previous model has a different number of features")
         d = ((centers[:, None, :] - previous.cluster_centers_[None, :, :]) ** 2).sum(-1)
         rows, cols = linear_sum_assignment(d)
         ids = np.zeros(self.k, dtype="int64")
@@ -137,6 +154,7 @@ class SegmentModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Segment id of the nearest centroid for each row."""
+        self._check_fitted()
         return self.segment_ids_[np.argmin(self.transform(X), axis=1)]
 
 

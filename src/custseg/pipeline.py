@@ -169,7 +169,8 @@ def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | Non
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
                      config: Config | None = None, progress: Progress | None = None,
-                     previous_model: SegmentModel | None = None) -> SegmentationResult:
+                     previous_model: tuple[SegmentModel, Preprocessor] | None = None,
+                     ) -> SegmentationResult:
     """Run the whole segmentation job in memory.
 
     Parameters
@@ -180,8 +181,9 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
         Column roles, feature selection and k-selection settings.
     progress : callable(stage, done, total), optional
         Called as stages start and finish (the CLI draws progress bars with it).
-    previous_model : SegmentModel, optional
-        Keep segment ids stable against an earlier model fitted on the same features.
+    previous_model : (SegmentModel, Preprocessor), optional
+        An earlier model (as returned by ``load_model(...)[:2]``): the customers are also put in
+        its feature space, and segments whose centroids match its centroids keep their ids.
     """
     cfg = config or Config()
     seg = cfg.segmentation
@@ -230,7 +232,8 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
 
 def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: FeatureTable,
                        ledger: Ledger, timer: _Timer, progress: Progress | None,
-                       previous_model: SegmentModel | None, cust, as_of: date | None,
+                       previous_model: tuple[SegmentModel, Preprocessor] | None, cust,
+                       as_of: date | None,
                        files: dict[str, str | None]) -> SegmentationResult:
     seg = cfg.segmentation
     n = X.shape[0]
@@ -254,8 +257,13 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: Fea
     with timer.stage("fit"):
         value = (feats.frame[feats.value_column].to_numpy(dtype="float64")
                  if feats.value_column else None)
+        prev, prev_space = None, None
+        if previous_model is not None:
+            prev, prev_pre = previous_model
+            prev_space = prev_pre.transform(feats.frame)
         model = SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit(
-            X, value=value, feature_names=pre.feature_names_out_, previous=previous_model)
+            X, value=value, feature_names=pre.feature_names_out_, previous=prev,
+            previous_space=prev_space)
         labels = model.labels_
         dist = model.transform(X)[np.arange(n), np.searchsorted(model.segment_ids_, labels)]
 

@@ -303,6 +303,12 @@ def _evidence(cond: Condition, seg: SegmentProfile, pop: dict[str, dict[str, flo
             f"({v:+.1f} SD)")
 
 
+def _notable(cond: Condition, seg: SegmentProfile) -> bool:
+    """Supporting evidence worth showing: at least 0.2 SD, or 5 points for a level's share."""
+    v = cond.value(seg)
+    return v is not None and abs(v) >= (0.05 if "=" in cond.key else 0.2)
+
+
 def _fmt(x: float | None) -> str:
     if x is None or not np.isfinite(x):
         return "n/a"
@@ -333,7 +339,7 @@ def name_segments(profiles: Profiles, rules: list[NamingRule]) -> None:
             s.name, s.name_rule, s.description = r.name, r.name, r.description
             s.evidence = [_evidence(c, s, profiles.population) for c in r.require]
             s.evidence += [_evidence(c, s, profiles.population) for c in r.support
-                           if (c.margin(s) or 0) > 0]
+                           if (c.margin(s) or 0) > 0 and _notable(c, s)]
     used = {s.name for s in segs if s.name}
     for s in segs:
         if s.name:

@@ -85,10 +85,10 @@ UNKNOWN_TOKENS = {"unknown", "unk", "missing", "notknown", "na", "other"}
 AGE_RANGE = (16, 100)
 INCOME_FENCE = 10.0  # income above Q3 + 10 * IQR is treated as a data-entry error
 
-DATE_FORMATS = [
+DATE_FORMATS = [  # month-first before day-first: an all-ambiguous column reads month-first
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y/%m/%d",
-    "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M",
-    "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%y %H:%M", "%Y%m%d",
+    "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y %H:%M",
+    "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M", "%Y%m%d",
 ]
 
 
@@ -266,8 +266,9 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
                 fmt: str | None = None, on_invalid: str = "error") -> tuple[pd.Series, np.ndarray]:
     """Parse dates with one format for the whole column (given, or the one that parses most).
 
-    Day-first and month-first formats are both tried; when both parse everything the day-first
-    one wins only if some day is > 12 (otherwise month-first, and a warning is the caller's).
+    Formats are scored on values spread over the whole column; the first (in
+    :data:`DATE_FORMATS` order) that parses every value wins, so a column whose days are all
+    <= 12 reads month-first, and one with a day > 12 in the first field reads day-first.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
         values = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else raw
@@ -277,18 +278,24 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     if not present.any():
         return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]"), np.zeros(len(raw), bool)
     formats = [fmt] if fmt else DATE_FORMATS
-    sample = text[present].iloc[:2000]
-    best_fmt, best_ok = None, -1
-    for f in formats:
-        ok = pd.to_datetime(sample, format=f, errors="coerce").notna().sum()
-        if ok > best_ok:
-            best_fmt, best_ok = f, ok
-        if ok == len(sample):
+    # score formats on values spread over the whole column, not just its head
+    idx = np.flatnonzero(present)
+    sample = text.iloc[idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]]
+    ok_counts = [(f, int(pd.to_datetime(sample, format=f, errors="coerce").notna().sum()))
+                 for f in formats]
+    full = [f for f, ok in ok_counts if ok == len(sample)]
+    values, best_fmt = None, None
+    for f in full:  # in DATE_FORMATS order: month-first before day-first when both parse
+        v = pd.to_datetime(text, format=f, errors="coerce")
+        if not (present & v.isna().to_numpy()).any():
+            values, best_fmt = v, f
             break
-    values = pd.to_datetime(text, format=best_fmt, errors="coerce")
-    if best_ok == 0 and not fmt:
-        # nothing matched a known format: let pandas try per value (mixed formats)
-        values = pd.to_datetime(text, format="mixed", errors="coerce")
+    if values is None:
+        best_fmt, best_ok = max(ok_counts, key=lambda t: t[1])
+        values = pd.to_datetime(text, format=best_fmt, errors="coerce")
+        if best_ok == 0 and not fmt:
+            # nothing matched a known format: let pandas try per value (mixed formats)
+            values = pd.to_datetime(text, format="mixed", errors="coerce")
     values = values.astype("datetime64[ns]")
     bad = present & values.isna().to_numpy()
     if bad.any() and on_invalid == "error":
@@ -367,7 +374,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
             raise ConfigError(f"{file}: column '{c}' named in the config is not in the file; "
                               f"columns seen: {', '.join(columns)}")
     roles = detect_roles(columns, CUSTOMER_ROLES, cfg, file)
-    src = ledger.source("customers", file, len(raw))
+    ledger.source("customers", file, len(raw))
     rows = _row_numbers(len(raw))
     keep = np.ones(len(raw), dtype=bool)
 
@@ -391,7 +398,8 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     dup = raw.duplicated(keep="first").to_numpy() & keep
     ledger.exclude_rows("customers", rows[dup], ids[dup], "duplicate row")
     keep &= ~dup
-    dup_id = ids.duplicated(keep=False).to_numpy() & keep
+    dup_id = np.zeros(len(ids), dtype=bool)
+    dup_id[keep] = ids[keep].duplicated(keep=False).to_numpy()
     if dup_id.any():
         first_id = ids[dup_id].iloc[0]
         where = rows[(ids == first_id).to_numpy() & keep][:2]
@@ -527,7 +535,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
                 channel_purchases[name] = c
         elif m_sp and normalise(c).startswith("mnt"):
             category_spend[slug(m_sp.group("name"))] = c
-    for level, c in [*category_spend.items(), *channel_purchases.items()]:
+    for c in [*category_spend.values(), *channel_purchases.values()]:
         frame[f"__raw__{c}"] = num(c).clip(lower=0)
         used_cols.add(c)
     if deal_purchases:

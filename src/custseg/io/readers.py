@@ -6,6 +6,7 @@ happens in :mod:`custseg.schema`, where a failure can name the column, the row a
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def sniff_encoding(sample: bytes) -> str:
             return enc
         except UnicodeDecodeError as exc:
             # a multi-byte character cut at the end of the sample is not a decoding failure
-            if enc == "utf-8-sig" and exc.start >= len(sample) - 3:
+            if enc == "utf-8-sig" and exc.reason == "unexpected end of data":
                 return enc
             continue
     return "latin-1"
@@ -113,11 +114,24 @@ def read_table(
             f"file has a header but no data rows (columns: {', '.join(map(str, frame.columns))})",
             file=name,
         )
-    frame.columns = [str(c).strip() for c in frame.columns]
+    header = [str(c).strip() for c in _raw_header(path, frame)]
+    frame.columns = header
     dupes = frame.columns[frame.columns.duplicated()].tolist()
     if dupes:
         raise InputError("duplicate column name in header", file=name, column=dupes[0])
     return frame
+
+
+def _raw_header(path: Path, frame: pd.DataFrame) -> list[str]:
+    """The header as written (pandas renames a repeated name to "name.1")."""
+    raw = frame.attrs.get("raw_header")
+    if raw is not None and len(raw) == frame.shape[1]:
+        return list(raw)
+    suffix = path.suffixes[-1].lower() if path.suffixes else ""
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        head = pd.read_excel(path, header=None, nrows=1, dtype=str)
+        return [str(v) for v in head.iloc[0].tolist()]
+    return [str(c) for c in frame.columns]
 
 
 def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> pd.DataFrame:
@@ -138,11 +152,15 @@ def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> pd.
         engine="c",
     )
     try:
-        return pd.read_csv(path, encoding=enc, **kwargs)
+        frame = pd.read_csv(path, encoding=enc, **kwargs)
     except UnicodeDecodeError:
         if encoding:
             raise
         # the sample decoded, a later part of the file did not: fall back to a one-byte encoding
-        return pd.read_csv(path, encoding="cp1252", encoding_errors="replace", **kwargs)
+        enc = "cp1252"
+        frame = pd.read_csv(path, encoding=enc, encoding_errors="replace", **kwargs)
     except pd.errors.EmptyDataError:
         raise InputError("file is empty", file=str(path)) from None
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    frame.attrs["raw_header"] = next(csv.reader([first], delimiter=sep), [])
+    return frame

@@ -69,6 +69,8 @@ def _clean_floats(obj: Any) -> Any:
         return [_clean_floats(v) for v in obj]
     if isinstance(obj, np.floating):
         return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return _clean_floats(obj.tolist())
     return obj
 
 

@@ -1,0 +1,596 @@
+"""Tests for custseg.schema: role detection, typing and cleaning with a ledger."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custseg.config import TableConfig
+from custseg.errors import ConfigError, InputError
+from custseg.schema import (
+    CUSTOMER_ROLES,
+    TRANSACTION_ROLES,
+    Ledger,
+    clean_ids,
+    detect_roles,
+    normalise,
+    parse_dates,
+    parse_numeric,
+    prepare_customers,
+    prepare_transactions,
+    restrict_to_customers,
+    slug,
+)
+
+ONLINE_RETAIL = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+                 "CustomerID", "Country"]
+ONLINE_RETAIL_II = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price",
+                    "Customer ID", "Country"]
+MARKETING = ["ID", "Year_Birth", "Education", "Marital_Status", "Income", "Kidhome", "Teenhome",
+             "Dt_Customer", "Recency", "MntWines", "MntFruits", "MntMeatProducts",
+             "MntFishProducts", "MntSweetProducts", "MntGoldProds", "NumDealsPurchases",
+             "NumWebPurchases", "NumCatalogPurchases", "NumStorePurchases", "NumWebVisitsMonth",
+             "AcceptedCmp3", "AcceptedCmp4", "AcceptedCmp5", "AcceptedCmp1", "AcceptedCmp2",
+             "Complain", "Z_CostContact", "Z_Revenue", "Response"]
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.arange(1, n + 1, dtype="int64")
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def test_normalise_and_slug() -> None:
+    assert normalise("Customer ID") == "customerid"
+    assert normalise("Annual Income (k$)") == "annualincomek"
+    assert slug("Home & Garden") == "home_garden"
+    assert slug("  ") == "blank"
+
+
+def test_clean_ids() -> None:
+    out = clean_ids(pd.Series(["17850.0", " 13047 ", "", None, "A-1", "12.5"]))
+    assert out.tolist()[:2] == ["17850", "13047"]
+    assert out.isna().tolist() == [False, False, True, True, False, False]
+    assert out.tolist()[4:] == ["A-1", "12.5"]
+
+
+# ------------------------------------------------------------------------------------ roles
+
+
+def test_detect_roles_online_retail() -> None:
+    roles = detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, TableConfig(), "online_retail.csv")
+    assert roles == {"customer_id": "CustomerID", "order_id": "InvoiceNo",
+                     "timestamp": "InvoiceDate", "quantity": "Quantity", "unit_price": "UnitPrice"}
+
+
+def test_detect_roles_online_retail_ii() -> None:
+    roles = detect_roles(ONLINE_RETAIL_II, TRANSACTION_ROLES, TableConfig(), "online_retail_II.csv")
+    assert roles == {"customer_id": "Customer ID", "order_id": "Invoice",
+                     "timestamp": "InvoiceDate", "quantity": "Quantity", "unit_price": "Price"}
+
+
+def test_detect_roles_marketing_campaign() -> None:
+    roles = detect_roles(MARKETING, CUSTOMER_ROLES, TableConfig(), "marketing_campaign.csv")
+    assert roles == {"customer_id": "ID", "birth_year": "Year_Birth", "income": "Income",
+                     "education": "Education", "marital_status": "Marital_Status",
+                     "signup_date": "Dt_Customer", "recency_days": "Recency"}
+
+
+def test_detect_roles_bare_id_is_not_a_transaction_customer_id() -> None:
+    roles = detect_roles(["id", "client", "date", "total"], TRANSACTION_ROLES, TableConfig(), "t")
+    assert roles["customer_id"] == "client"
+    assert roles["amount"] == "total"
+    assert "id" not in roles.values()
+
+
+def test_detect_roles_substring_fallbacks() -> None:
+    roles = detect_roles(["Shopper", "Household Income EUR", "Purchase_Date_Local"],
+                         {**CUSTOMER_ROLES, "timestamp": []}, TableConfig(), "c")
+    assert roles["income"] == "Household Income EUR"
+    assert roles["timestamp"] == "Purchase_Date_Local"
+
+
+def test_detect_roles_config_overrides() -> None:
+    cfg = TableConfig(id="StockCode", columns={"amount": "UnitPrice"})
+    roles = detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
+    assert roles["customer_id"] == "StockCode"
+    assert roles["amount"] == "UnitPrice"
+    # a column claimed by an override is not detected again for its usual role
+    assert "unit_price" not in roles
+    assert roles["order_id"] == "InvoiceNo"
+
+
+def test_detect_roles_ignored_column_is_not_detected() -> None:
+    cfg = TableConfig(ignore=["Income"])
+    roles = detect_roles(MARKETING, CUSTOMER_ROLES, cfg, "m.csv")
+    assert "income" not in roles
+
+
+def test_detect_roles_unknown_role_lists_available() -> None:
+    cfg = TableConfig(columns={"spend_total": "UnitPrice"})
+    with pytest.raises(ConfigError, match="unknown column role 'spend_total'") as info:
+        detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
+    assert "available roles:" in str(info.value)
+    assert "unit_price" in str(info.value)
+    assert str(info.value).startswith("t.csv:")
+
+
+def test_detect_roles_missing_column_lists_columns_seen() -> None:
+    cfg = TableConfig(columns={"amount": "Revenue"})
+    with pytest.raises(ConfigError, match="'Revenue', which is not in the file") as info:
+        detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
+    assert "columns seen: InvoiceNo, StockCode" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ numbers
+
+
+def test_parse_numeric_currency_and_thousands() -> None:
+    raw = pd.Series(["£1,234.50", "$5", "€ 7", "1,000,000", "-12.5", "", None, " 3 "])
+    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)))
+    np.testing.assert_array_equal(
+        values.to_numpy(), [1234.5, 5.0, 7.0, 1_000_000.0, -12.5, np.nan, np.nan, 3.0])
+    assert not bad.any()
+
+
+def test_parse_numeric_numeric_dtype_passthrough() -> None:
+    raw = pd.Series([1, 2, 3], dtype="int64")
+    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(3))
+    assert values.dtype == np.float64
+    assert values.tolist() == [1.0, 2.0, 3.0]
+    assert not bad.any()
+
+
+def test_parse_numeric_error_names_column_row_value() -> None:
+    raw = pd.Series(["1", "2.5", "n/a-ish", "4", "abc"])
+    with pytest.raises(InputError) as info:
+        parse_numeric(raw, file="tx.csv", column="Quantity", rows=_rows(5))
+    err = info.value
+    assert (err.file, err.column, err.row, err.value) == ("tx.csv", "Quantity", 3, "n/a-ish")
+    assert str(err) == ("tx.csv, column 'Quantity', row 3: cannot parse as a number "
+                        "(2 such values) (value 'n/a-ish')")
+
+
+def test_parse_numeric_error_uses_given_row_numbers() -> None:
+    raw = pd.Series(["1", "x"])
+    with pytest.raises(InputError) as info:
+        parse_numeric(raw, file="f", column="c", rows=np.array([10, 11]))
+    assert info.value.row == 11
+
+
+def test_parse_numeric_exclude_mode_returns_mask() -> None:
+    raw = pd.Series(["1", "abc", "inf", "2"])
+    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(4), on_invalid="exclude")
+    assert bad.tolist() == [False, True, True, False]
+    assert values.isna().tolist() == [False, True, True, False]
+
+
+# ------------------------------------------------------------------------------------ dates
+
+
+def test_parse_dates_day_first_detected() -> None:
+    raw = pd.Series(["04-09-2012", "21-08-2013", "10-08-2012", ""])
+    values, bad = parse_dates(raw, file="m.csv", column="Dt_Customer", rows=_rows(4))
+    assert values.iloc[:3].tolist() == [pd.Timestamp("2012-09-04"), pd.Timestamp("2013-08-21"),
+                                        pd.Timestamp("2012-08-10")]
+    assert pd.isna(values.iloc[3])
+    assert not bad.any()
+
+
+def test_parse_dates_month_first_when_a_day_exceeds_12() -> None:
+    raw = pd.Series(["12/1/2010 8:26", "12/13/2010 9:01", "1/5/2011 10:00"])
+    values, _ = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(3))
+    assert values.tolist() == [pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2010-12-13 09:01"),
+                               pd.Timestamp("2011-01-05 10:00")]
+
+
+def test_parse_dates_iso() -> None:
+    raw = pd.Series(["2009-12-01 07:45:00", "2010-12-09 20:01:00"])
+    values, bad = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(2))
+    assert values.tolist() == [pd.Timestamp("2009-12-01 07:45"), pd.Timestamp("2010-12-09 20:01")]
+    assert values.dtype == "datetime64[ns]"
+    assert not bad.any()
+
+
+def test_parse_dates_explicit_format() -> None:
+    raw = pd.Series(["01/02/2013"])
+    values, _ = parse_dates(raw, file="f", column="d", rows=_rows(1), fmt="%m/%d/%Y")
+    assert values.iloc[0] == pd.Timestamp("2013-01-02")
+
+
+def test_parse_dates_error_names_row_and_value() -> None:
+    raw = pd.Series(["2011-01-01", "2011-01-02", "2011-02-30"])
+    with pytest.raises(InputError) as info:
+        parse_dates(raw, file="tx.csv", column="InvoiceDate", rows=_rows(3))
+    err = info.value
+    assert (err.file, err.column, err.row, err.value) == ("tx.csv", "InvoiceDate", 3, "2011-02-30")
+    assert "cannot parse as a date" in str(err)
+
+
+def test_parse_dates_exclude_mode() -> None:
+    raw = pd.Series(["2011-01-01", "not a date", None])
+    values, bad = parse_dates(raw, file="f", column="d", rows=_rows(3), on_invalid="exclude")
+    assert bad.tolist() == [False, True, False]
+    assert values.isna().tolist() == [False, True, True]
+
+
+def test_parse_dates_datetime_dtype_passthrough_drops_timezone() -> None:
+    raw = pd.Series(pd.to_datetime(["2011-01-01 10:00"]).tz_localize("UTC"))
+    values, bad = parse_dates(raw, file="f", column="d", rows=_rows(1))
+    assert values.dtype == "datetime64[ns]"
+    assert values.iloc[0] == pd.Timestamp("2011-01-01 10:00")
+    assert not bad.any()
+
+
+def test_parse_dates_ambiguous_column_is_month_first() -> None:
+    raw = pd.Series(["04/09/2012", "01/02/2013"])
+    values, _ = parse_dates(raw, file="f", column="d", rows=_rows(2))
+    assert values.tolist() == [pd.Timestamp("2012-04-09"), pd.Timestamp("2013-01-02")]
+
+
+def test_parse_dates_online_retail_style_ambiguous_head() -> None:
+    raw = pd.Series(["12/1/2010 8:26"] * 2000 + ["12/13/2010 9:00"])
+    values, _ = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(len(raw)))
+    assert values.iloc[0] == pd.Timestamp("2010-12-01 08:26")
+    assert values.iloc[-1] == pd.Timestamp("2010-12-13 09:00")
+
+
+# ------------------------------------------------------------------------------------ transactions
+
+TX_ROWS = [
+    # InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country
+    ["536365", "A", "x", "6", "2011-12-01 08:26:00", "2.55", "17850", "UK"],       # 1 kept
+    ["536365", "B", "y", "6", "2011-12-01 08:26:00", "3.39", "17850", "UK"],       # 2 kept
+    ["536366", "A", "x", "2", "2011-12-01 09:00:00", "2.55", None, "UK"],          # 3 no id
+    ["536365", "A", "x", "6", "2011-12-01 08:26:00", "2.55", "17850", "UK"],       # 4 dup of 1
+    ["C536367", "A", "x", "-1", "2011-12-02 10:00:00", "2.55", "17850", "UK"],     # 5 cancel
+    ["536368", "A", "x", "-3", "2011-12-03 10:00:00", "2.55", "13047", "UK"],      # 6 return
+    ["536369", "A", "x", "1", "2011-12-03 11:00:00", "0", "13047", "UK"],          # 7 price 0
+    ["A536370", "B", "x", "1", "2011-12-03 12:00:00", "-11062.06", "13047", "UK"],  # 8 price < 0
+    ["536371", "A", "x", "1", "2011-12-15 10:00:00", "5.0", "13047", "UK"],        # 9 late
+    ["536372", "A", "x", "4", "2011-12-05 10:00:00", "1.25", "17850.0", "UK"],     # 10 kept
+    ["536373", "A", "x", "4", None, "1.25", "12583", "FR"],                        # 11 no date
+    ["536374", "A", "x", "10", "2011-12-06 10:00:00", "2.00", "13047", "UK"],      # 12 kept
+]
+AS_OF = date(2011, 12, 9)
+
+
+def _tx_raw() -> pd.DataFrame:
+    return pd.DataFrame(TX_ROWS, columns=ONLINE_RETAIL)
+
+
+def _prepare_tx(raw: pd.DataFrame | None = None, **kw):
+    ledger = Ledger()
+    tx = prepare_transactions(_tx_raw() if raw is None else raw, TableConfig(), file="tx.csv",
+                              ledger=ledger, as_of=kw.pop("as_of", AS_OF), **kw)
+    return tx, ledger
+
+
+def test_prepare_transactions_ledger_accounts_for_every_row() -> None:
+    tx, ledger = _prepare_tx()
+    src = ledger.sources["transactions"]
+    assert src.rows_read == 12
+    assert dict(src.excluded) == {
+        "missing customer_id": 1,
+        "duplicate row": 1,
+        "missing date": 1,
+        "dated after the as-of date": 1,
+        "zero or negative unit price": 2,
+    }
+    assert src.rows_used == 6 == len(tx.frame)
+    assert src.rows_read == src.rows_used + sum(src.excluded.values())
+    assert src.returns == 2
+    assert src.to_dict()["returns_and_cancellations"] == 2
+    excluded = ledger.excluded_frame()
+    by_reason = excluded.groupby("reason")["row"].apply(lambda s: sorted(s.tolist())).to_dict()
+    assert by_reason == {
+        "missing customer_id": [3],
+        "duplicate row": [4],
+        "missing date": [11],
+        "dated after the as-of date": [9],
+        "zero or negative unit price": [7, 8],
+    }
+    # kept and excluded rows together are exactly the input rows, once each
+    assert sorted([*tx.frame["row"].tolist(), *excluded["row"].tolist()]) == list(range(1, 13))
+
+
+def test_prepare_transactions_returns_and_amounts() -> None:
+    tx, _ = _prepare_tx()
+    f = tx.frame.set_index("row")
+    assert f.loc[[1, 2, 5, 6, 10, 12], "amount"].tolist() == pytest.approx(
+        [15.30, 20.34, -2.55, -7.65, 5.00, 20.00])
+    assert f["is_return"].to_dict() == {1: False, 2: False, 5: True, 6: True, 10: False, 12: False}
+    assert f.loc[[5, 6], "quantity"].tolist() == [1.0, 3.0]
+    assert f.loc[10, "customer_id"] == "17850"  # "17850.0" cleaned
+    assert f.loc[5, "order_id"] == "C536367"
+    assert f.loc[1, "ts"] == pd.Timestamp("2011-12-01 08:26")
+    assert tx.as_of == AS_OF
+    assert set(tx.seen_ids) == {"17850", "13047", "12583"}
+
+
+def test_prepare_transactions_as_of_defaults_to_last_date() -> None:
+    tx, ledger = _prepare_tx(as_of=None)
+    assert tx.as_of == date(2011, 12, 15)
+    assert "dated after the as-of date" not in ledger.sources["transactions"].excluded
+    assert 9 in tx.frame["row"].tolist()
+
+
+def test_prepare_transactions_as_of_includes_the_whole_day() -> None:
+    raw = _tx_raw()
+    raw.loc[9, "InvoiceDate"] = "2011-12-07 00:00:00"  # row 10: midnight after the as-of day
+    raw.loc[11, "InvoiceDate"] = "2011-12-06 23:59:59"  # row 12: last second of the as-of day
+    tx, ledger = _prepare_tx(raw, as_of=date(2011, 12, 6))
+    rows = tx.frame["row"].tolist()
+    assert 12 in rows
+    assert 10 not in rows
+    assert ledger.sources["transactions"].excluded["dated after the as-of date"] == 2  # rows 9, 10
+
+
+def test_prepare_transactions_cancellation_with_positive_quantity() -> None:
+    raw = _tx_raw()
+    raw.loc[4, "Quantity"] = "1"  # row 5: "C536367" with a positive quantity is still a return
+    tx, ledger = _prepare_tx(raw)
+    row5 = tx.frame.set_index("row").loc[5]
+    assert bool(row5["is_return"]) is True
+    assert row5["amount"] == pytest.approx(-2.55)
+    assert ledger.sources["transactions"].returns == 2
+
+
+def test_prepare_transactions_amount_column_and_return_flag() -> None:
+    raw = pd.DataFrame({
+        "customer_id": ["a", "a", "b", "b"],
+        "order_date": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+        "amount": ["10", "4", "0", "7"],
+        "returned": ["no", "yes", "no", "no"],
+    })
+    ledger = Ledger()
+    tx = prepare_transactions(raw, TableConfig(), file="t.csv", ledger=ledger, as_of=None)
+    assert tx.frame["amount"].tolist() == [10.0, -4.0, 7.0]
+    assert tx.frame["is_return"].tolist() == [False, True, False]
+    assert dict(ledger.sources["transactions"].excluded) == {"zero or missing amount": 1}
+
+
+def test_prepare_transactions_unparseable_quantity_error_and_exclude() -> None:
+    raw = _tx_raw()
+    raw.loc[11, "Quantity"] = "ten"
+    with pytest.raises(InputError) as info:
+        _prepare_tx(raw)
+    assert (info.value.column, info.value.row, info.value.value) == ("Quantity", 12, "ten")
+    tx, ledger = _prepare_tx(raw, on_invalid="exclude")
+    src = ledger.sources["transactions"]
+    assert src.excluded["unparseable quantity"] == 1
+    assert 12 not in tx.frame["row"].tolist()
+    assert src.rows_read == src.rows_used + sum(src.excluded.values())
+
+
+def test_prepare_transactions_missing_roles() -> None:
+    raw = pd.DataFrame({"CustomerID": ["1"], "Quantity": ["2"], "UnitPrice": ["1"]})
+    with pytest.raises(InputError, match="no order date/time column found") as info:
+        prepare_transactions(raw, TableConfig(), file="t.csv", ledger=Ledger(), as_of=AS_OF)
+    assert "Columns seen: CustomerID, Quantity, UnitPrice" in str(info.value)
+    raw = pd.DataFrame({"CustomerID": ["1"], "InvoiceDate": ["2011-01-01"]})
+    with pytest.raises(InputError, match="no amount column found"):
+        prepare_transactions(raw, TableConfig(), file="t.csv", ledger=Ledger(), as_of=AS_OF)
+
+
+def test_restrict_to_customers() -> None:
+    tx, ledger = _prepare_tx()
+    restrict_to_customers(tx, pd.Index(["17850"]), ledger)
+    src = ledger.sources["transactions"]
+    assert set(tx.frame["customer_id"]) == {"17850"}
+    assert tx.frame.index.tolist() == list(range(len(tx.frame)))
+    assert src.excluded["customer not in the customers table"] == 2  # rows 6 and 12
+    assert src.returns == 1  # row 6 was a return of 13047
+    assert src.rows_used == len(tx.frame) == 4
+    assert src.rows_read == src.rows_used + sum(src.excluded.values())
+
+
+def test_restrict_to_customers_noop_when_all_known() -> None:
+    tx, ledger = _prepare_tx()
+    before = tx.frame.copy()
+    restrict_to_customers(tx, pd.Index(["17850", "13047"]), ledger)
+    pd.testing.assert_frame_equal(tx.frame, before)
+    assert "customer not in the customers table" not in ledger.sources["transactions"].excluded
+
+
+# ------------------------------------------------------------------------------------ customers
+
+EDU = ["Graduation", "PhD", "Master", "Basic", "2n Cycle"]
+MARITAL = ["Single", "Married", "Together", "Divorced"]
+
+
+def _marketing(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "ID": [str(1000 + i) for i in range(n)],
+        "Year_Birth": [str(1950 + i) for i in range(n)],
+        "Education": [EDU[i % 5] for i in range(n)],
+        "Marital_Status": [MARITAL[i % 4] for i in range(n)],
+        "Income": [str(int(v)) for v in rng.normal(52000, 15000, n).round()],
+        "Kidhome": [str(i % 2) for i in range(n)],
+        "Teenhome": [str((i // 2) % 3) for i in range(n)],
+        "Dt_Customer": [f"{i % 28 + 1:02d}-{i % 12 + 1:02d}-2013" for i in range(n)],
+        "Recency": [str(i) for i in range(n)],
+        "MntWines": [str(10 * i) for i in range(n)],
+        "MntFruits": [str(i) for i in range(n)],
+        "MntMeatProducts": [str(5 * i) for i in range(n)],
+        "MntGoldProds": [str(2 * i) for i in range(n)],
+        "NumDealsPurchases": [str(i % 3) for i in range(n)],
+        "NumWebPurchases": [str(i % 5 + 1) for i in range(n)],
+        "NumCatalogPurchases": [str(i % 2) for i in range(n)],
+        "NumStorePurchases": [str(i % 7 + 1) for i in range(n)],
+        "NumWebVisitsMonth": [str(i % 9) for i in range(n)],
+        "AcceptedCmp1": [str(i % 2) for i in range(n)],
+        "Complain": ["1" if i == 3 else "0" for i in range(n)],
+        "Z_CostContact": ["3"] * n,
+        "Response": [str((i // 3) % 2) for i in range(n)],
+    })
+
+
+def _prepare_cu(raw: pd.DataFrame, cfg: TableConfig | None = None, as_of=date(2014, 12, 31)):
+    ledger = Ledger()
+    table = prepare_customers(raw, cfg or TableConfig(), file="mk.csv", ledger=ledger, as_of=as_of)
+    return table, ledger
+
+
+def test_prepare_customers_marketing_roles_and_kinds() -> None:
+    table, ledger = _prepare_cu(_marketing())
+    assert table.frame.index.name == "customer_id"
+    assert table.frame.index[:2].tolist() == ["1000", "1001"]
+    assert table.numeric == ["age", "income", "recency_days", "children", "education_level",
+                             "NumWebVisitsMonth"]
+    assert table.binary == ["AcceptedCmp1", "Complain", "Response"]
+    assert table.categorical == ["marital_status"]
+    assert table.dates == ["signup_date"]
+    assert table.category_spend == {"wines": "MntWines", "fruits": "MntFruits",
+                                    "meat": "MntMeatProducts", "gold": "MntGoldProds"}
+    assert table.channel_purchases == {"web": "NumWebPurchases", "catalog": "NumCatalogPurchases",
+                                       "store": "NumStorePurchases"}
+    assert table.deal_purchases == "NumDealsPurchases"
+    assert table.roles["children"] == "Kidhome+Teenhome"
+    assert ledger.sources["customers"].rows_used == 40
+
+
+def test_prepare_customers_values() -> None:
+    table, _ = _prepare_cu(_marketing())
+    f = table.frame
+    assert f.loc["1000", "age"] == 64.0  # 2014 - 1950
+    # Dt_Customer is dd-mm-yyyy: row i=13 is "14-02-2013"
+    assert f.loc["1013", "signup_date"] == pd.Timestamp("2013-02-14")
+    # children = Kidhome + Teenhome: i=3 -> 1 + 1, i=4 -> 0 + 2
+    assert f.loc["1003", "children"] == 2.0
+    assert f.loc["1004", "children"] == 2.0
+    assert f.loc["1000", "children"] == 0.0
+    # Education is an ordered level
+    assert f.loc[["1000", "1001", "1002", "1003", "1004"], "education_level"].tolist() == [
+        3.0, 5.0, 4.0, 0.0, 2.0]
+    assert f["AcceptedCmp1"].tolist()[:3] == [0.0, 1.0, 0.0]
+    assert "Z_CostContact" not in f.columns
+
+
+def test_prepare_customers_constant_column_ignored_with_warning() -> None:
+    table, ledger = _prepare_cu(_marketing())
+    assert table.ignored == {"Z_CostContact": "constant column"}
+    assert ledger.warnings == [{"category": "schema",
+                                "message": "mk.csv: column 'Z_CostContact' is constant; not used"}]
+
+
+def test_prepare_customers_absurd_age_and_income_set_missing() -> None:
+    raw = _marketing()
+    raw.loc[5, "Year_Birth"] = "1893"
+    raw.loc[7, "Income"] = "666666"
+    table, ledger = _prepare_cu(raw)
+    f = table.frame
+    assert np.isnan(f.loc["1005", "age"])
+    assert np.isnan(f.loc["1007", "income"])
+    assert f["age"].isna().sum() == 1
+    assert f["income"].isna().sum() == 1
+    assert ledger.cleaned == {"age outside 16-100 set to missing": 1,
+                              "income negative or above Q3 + 10 x IQR set to missing": 1}
+    assert len(f) == 40  # values are cleaned, rows are kept
+
+
+def test_prepare_customers_birth_year_needs_as_of_when_no_signup() -> None:
+    raw = _marketing().drop(columns="Dt_Customer")
+    with pytest.raises(ConfigError, match="Year_Birth"):
+        _prepare_cu(raw, as_of=None)
+
+
+def test_prepare_customers_signup_after_as_of_excluded() -> None:
+    raw = _marketing()
+    raw.loc[0, "Dt_Customer"] = "01-06-2015"
+    table, ledger = _prepare_cu(raw)
+    src = ledger.sources["customers"]
+    assert dict(src.excluded) == {"signed up after the as-of date": 1}
+    assert "1000" not in table.frame.index
+    assert src.rows_used == len(table.frame) == 39
+
+
+def test_prepare_customers_exact_duplicate_rows_excluded() -> None:
+    raw = _marketing()
+    raw = pd.concat([raw, raw.iloc[[2]]], ignore_index=True)
+    table, ledger = _prepare_cu(raw)
+    assert dict(ledger.sources["customers"].excluded) == {"duplicate row": 1}
+    assert len(table.frame) == 40
+    assert table.frame.index.is_unique
+
+
+def test_prepare_customers_conflicting_duplicate_ids() -> None:
+    raw = _marketing()
+    extra = raw.iloc[[2]].copy()
+    extra["Income"] = "1"
+    raw = pd.concat([raw, extra], ignore_index=True)
+    with pytest.raises(InputError, match="duplicate customer id '1002' in rows 3 and 41") as info:
+        _prepare_cu(raw)
+    assert info.value.column == "ID"
+    assert info.value.file == "mk.csv"
+
+
+def test_prepare_customers_missing_ids_excluded() -> None:
+    raw = _marketing()
+    raw.loc[4, "ID"] = None
+    table, ledger = _prepare_cu(raw)
+    assert dict(ledger.sources["customers"].excluded) == {"missing customer_id": 1}
+    assert len(table.frame) == 39
+    exc = ledger.excluded_frame()
+    assert exc["row"].tolist() == [5]
+
+
+def test_prepare_customers_all_empty_column() -> None:
+    raw = _marketing()
+    raw["Notes"] = None
+    with pytest.raises(InputError, match="no values at all") as info:
+        _prepare_cu(raw)
+    assert info.value.column == "Notes"
+    assert info.value.file == "mk.csv"
+
+
+def test_prepare_customers_all_empty_role_column() -> None:
+    raw = _marketing()
+    raw["Income"] = ""
+    with pytest.raises(InputError, match="no values at all") as info:
+        _prepare_cu(raw)
+    assert info.value.column == "Income"
+
+
+def test_prepare_customers_no_id_column() -> None:
+    raw = _marketing().drop(columns="ID")
+    with pytest.raises(InputError, match="no customer id column found"):
+        _prepare_cu(raw)
+    table, _ = _prepare_cu(raw, TableConfig(row_ids=True))
+    assert table.frame.index[:3].tolist() == ["1", "2", "3"]
+
+
+def test_prepare_customers_config_column_not_in_file() -> None:
+    with pytest.raises(ConfigError, match="column 'Channel' named in the config"):
+        _prepare_cu(_marketing(), TableConfig(categorical=["Channel"]))
+
+
+def test_prepare_customers_config_ignore_and_categorical() -> None:
+    cfg = TableConfig(ignore=["NumWebVisitsMonth"], categorical=["Complain"])
+    table, _ = _prepare_cu(_marketing(), cfg)
+    assert "NumWebVisitsMonth" not in table.frame.columns
+    assert table.ignored["NumWebVisitsMonth"] == "ignored in config"
+    assert "Complain" in table.categorical
+    assert "Complain" not in table.binary
+
+
+def test_prepare_customers_unrecognised_education_becomes_categorical() -> None:
+    raw = _marketing()
+    raw["Education"] = ["Art school" if i % 2 else "Graduation" for i in range(len(raw))]
+    table, ledger = _prepare_cu(raw)
+    assert "education" in table.categorical
+    assert "education_level" not in table.frame.columns
+    assert any("Art school" in w["message"] for w in ledger.warnings)
+
+
+def test_prepare_customers_free_text_column_ignored() -> None:
+    raw = _marketing(n=60)
+    raw["Comment"] = [f"note number {i}" for i in range(60)]
+    table, _ = _prepare_cu(raw)
+    assert table.ignored["Comment"].startswith("free text or identifier (60 distinct")
+    assert "Comment" not in table.frame.columns
