@@ -25,7 +25,14 @@ from custseg.io.readers import read_table
 from custseg.io.writers import OutputDir, write_csv, write_json, write_text
 from custseg.model import SegmentModel, save_model
 from custseg.preprocess import Preprocessor
-from custseg.profile import Profiles, load_rules, name_segments, profile_segments
+from custseg.profile import (
+    Profiles,
+    SegmentMap,
+    load_rules,
+    name_segments,
+    profile_segments,
+    segment_map,
+)
 from custseg.recommend import recommend
 from custseg.schema import (
     Ledger,
@@ -33,7 +40,7 @@ from custseg.schema import (
     prepare_transactions,
     restrict_to_customers,
 )
-from custseg.selection import KSelection, choose_k
+from custseg.selection import KSelection, SilhouetteProfile, choose_k, silhouette_profile
 
 Progress = Callable[[str, int, int], None]
 Source = str | Path | pd.DataFrame | None
@@ -55,6 +62,8 @@ class SegmentationResult:
     labels: np.ndarray
     distances: np.ndarray
     profiles: Profiles
+    silhouette: SilhouetteProfile | None = None
+    segment_map: SegmentMap | None = None
     ignored_columns: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -269,6 +278,8 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: Fea
 
     with timer.stage("profile"):
         profiles = profile_segments(feats, labels)
+        sil = silhouette_profile(X, labels, size=seg.silhouette_sample, seed=seg.seed)
+        smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed)
         rules = load_rules(cfg.naming_rules)
         name_segments(profiles, rules)
         recommend(profiles, rules)
@@ -278,6 +289,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: Fea
         config=cfg, inputs={k: v for k, v in files.items() if v},
         as_of=as_of, ledger=ledger, features=feats, preprocessor=pre, matrix=X,
         selection=selection, model=model, labels=labels, distances=dist, profiles=profiles,
+        silhouette=sil, segment_map=smap,
         ignored_columns=ignored, timings=timer.timings)
 
 

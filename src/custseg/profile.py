@@ -199,6 +199,52 @@ def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: di
     return items[:top]
 
 
+# ------------------------------------------------------------------------------------ segment map
+
+
+@dataclass
+class SegmentMap:
+    """A 2-D PCA projection of the model matrix for plotting: a stratified sample of customers
+    (all of them when few) and every centroid."""
+
+    points: np.ndarray            # (m, 2) projected sampled customers
+    labels: np.ndarray            # (m,) their segment ids
+    centroids: np.ndarray         # (k, 2) projected centroids, in segment-id order
+    segment_ids: np.ndarray       # (k,)
+    explained_variance: tuple[float, float]
+    sample_size: int
+    n_customers: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.sample_size < self.n_customers
+
+
+def segment_map(X: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
+                segment_ids: np.ndarray, *, size: int = 5_000, seed: int = 0) -> SegmentMap:
+    """Project customers and centroids on the first two principal components."""
+    from sklearn.decomposition import PCA
+
+    from custseg.selection import stratified_sample
+
+    n_comp = min(2, X.shape[1])
+    pca = PCA(n_components=n_comp, svd_solver="full").fit(X)
+    idx = stratified_sample(labels, size, np.random.default_rng(seed))
+    pts = pca.transform(X[idx])
+    cen = pca.transform(centroids)
+    if n_comp < 2:  # a single feature: plot it against zero
+        pts = np.column_stack([pts, np.zeros(len(pts))])
+        cen = np.column_stack([cen, np.zeros(len(cen))])
+    ev = [float(v) for v in pca.explained_variance_ratio_] + [0.0]
+    # the sign of a principal component is arbitrary: fix it so plots are reproducible
+    for j in range(2):
+        if cen[:, j].sum() < 0 or (cen[:, j].sum() == 0 and pts[:, j].sum() < 0):
+            pts[:, j], cen[:, j] = -pts[:, j], -cen[:, j]
+    return SegmentMap(points=pts, labels=labels[idx], centroids=cen, segment_ids=segment_ids,
+                      explained_variance=(ev[0], ev[1]), sample_size=len(idx),
+                      n_customers=len(labels))
+
+
 # ------------------------------------------------------------------------------------ naming
 
 

@@ -27,6 +27,7 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
+    silhouette_samples,
     silhouette_score,
 )
 
@@ -224,3 +225,30 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
                       no_strong_structure=weak, sample_size=sample_size,
                       silhouette_sample=silhouette_sample, n_customers=n_customers,
                       warnings=warnings)
+
+
+@dataclass
+class SilhouetteProfile:
+    """Per-customer silhouette values of the final segmentation, on a stratified sample."""
+
+    values: np.ndarray        # silhouette of each sampled customer
+    labels: np.ndarray        # their segment ids
+    sample_size: int
+    n_customers: int
+
+    @property
+    def mean(self) -> float:
+        return float(self.values.mean()) if len(self.values) else float("nan")
+
+    def by_segment(self) -> dict[int, float]:
+        return {int(s): float(self.values[self.labels == s].mean()) for s in np.unique(self.labels)}
+
+
+def silhouette_profile(X: np.ndarray, labels: np.ndarray, *, size: int = 4_000,
+                       seed: int = 0) -> SilhouetteProfile:
+    """Exact silhouette of a stratified sample of customers under the final labels."""
+    idx = stratified_sample(labels, size, np.random.default_rng(seed))
+    lab = labels[idx]
+    values = silhouette_samples(X[idx], lab) if len(np.unique(lab)) > 1 else np.zeros(len(idx))
+    return SilhouetteProfile(values=values.astype("float64"), labels=lab.astype("int64"),
+                             sample_size=len(idx), n_customers=len(labels))

@@ -237,7 +237,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
     PersonaSpec(
         name="Budget-Conscious",
         share=0.22,
-        age=(46, 13, 18, 85),
+        age=(47, 10, 18, 85),
         income=(34_000, 9_000),
         location=(0.30, 0.28, 0.42),
         occupation=(0.02, 0.01, 0.02, 0.32, 0.30, 0.10, 0.12, 0.04, 0.07),
@@ -275,7 +275,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
     PersonaSpec(
         name="At-Risk / Lapsed",
         share=0.15,
-        age=(42, 11, 18, 85),
+        age=(40, 8, 18, 85),
         income=(52_000, 15_000),
         location=(0.40, 0.40, 0.20),
         occupation=(0.14, 0.10, 0.10, 0.16, 0.14, 0.08, 0.08, 0.10, 0.10),
@@ -284,23 +284,23 @@ _SPECS: tuple[PersonaSpec, ...] = (
         partner=0.5,
         extra_adult=0.05,
         signup_years=(1.0, 4.0),
-        orders_per_month=1.0,
+        orders_per_month=1.2,
         line_amount=45.0,
         discount=0.30,
-        return_rate=0.06,
-        categories=(0.16, 0.18, 0.12, 0.14, 0.06, 0.14, 0.10, 0.10),
-        channels=(0.45, 0.20, 0.30, 0.05),
+        return_rate=0.04,
+        categories=(0.16, 0.30, 0.06, 0.08, 0.05, 0.12, 0.19, 0.04),
+        channels=(0.58, 0.25, 0.14, 0.03),
         lapse_months=(4.0, 9.0),
     ),
 )
 
 # Per-customer noise around the persona means.
-_RATE_SIGMA = 0.3  # log-normal sigma of a customer's order rate
+_RATE_SIGMA = 0.2  # log-normal sigma of a customer's order rate
 _AMOUNT_MEAN_SIGMA = 0.25  # log-normal sigma of a customer's mean line amount
 _DISCOUNT_CONCENTRATION = 20.0  # Beta(a, b) with a + b = this
-_RETURN_CONCENTRATION = 40.0
-_CATEGORY_CONCENTRATION = 25.0  # Dirichlet concentration of a customer's category mix
-_CHANNEL_CONCENTRATION = 20.0
+_RETURN_CONCENTRATION = 80.0
+_CATEGORY_CONCENTRATION = 60.0  # Dirichlet concentration of a customer's category mix
+_CHANNEL_CONCENTRATION = 40.0
 
 
 @dataclass(frozen=True)
