@@ -176,28 +176,27 @@ def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | Non
     return read_table(source, delimiter=delimiter, encoding=encoding), str(source)
 
 
-def run_segmentation(customers: Source = None, transactions: Source = None, *,
-                     config: Config | None = None, progress: Progress | None = None,
-                     previous_model: tuple[SegmentModel, Preprocessor] | None = None,
-                     ) -> SegmentationResult:
-    """Run the whole segmentation job in memory.
+@dataclass
+class PreparedData:
+    """Inputs read, cleaned and turned into per-customer features (before any model)."""
 
-    Parameters
-    ----------
-    customers, transactions : path or DataFrame, optional
-        At least one is needed. Paths may be CSV (any delimiter, gzip), Parquet or Excel.
-    config : Config, optional
-        Column roles, feature selection and k-selection settings.
-    progress : callable(stage, done, total), optional
-        Called as stages start and finish (the CLI draws progress bars with it).
-    previous_model : (SegmentModel, Preprocessor), optional
-        An earlier model (as returned by ``load_model(...)[:2]``): the customers are also put in
-        its feature space, and segments whose centroids match its centroids keep their ids.
+    features: FeatureTable
+    ledger: Ledger
+    as_of: date | None
+    files: dict[str, str]
+    ignored_columns: dict[str, str]
+
+
+def prepare_data(customers: Source = None, transactions: Source = None, *,
+                 config: Config | None = None, progress: Progress | None = None,
+                 timings: dict[str, float] | None = None) -> PreparedData:
+    """Read, type, clean and aggregate the inputs into one feature row per customer.
+
+    Shared by segmentation, scoring and drift so that every path builds features the same way.
     """
     cfg = config or Config()
     seg = cfg.segmentation
-    timings: dict[str, float] = {}
-    timer = _Timer(timings, progress)
+    timer = _Timer(timings if timings is not None else {}, progress)
     ledger = Ledger()
 
     with timer.stage("read"):
@@ -226,7 +225,34 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
         feats = build_features(cust, tx, cfg.features, ledger)
         as_of = feats.as_of or as_of
         _account_for_customers(ledger, cust, tx, feats)
+    files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
+    return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
+                        ignored_columns=dict(cust.ignored) if cust is not None else {})
 
+
+def run_segmentation(customers: Source = None, transactions: Source = None, *,
+                     config: Config | None = None, progress: Progress | None = None,
+                     previous_model: tuple[SegmentModel, Preprocessor] | None = None,
+                     ) -> SegmentationResult:
+    """Run the whole segmentation job in memory.
+
+    Parameters
+    ----------
+    customers, transactions : path or DataFrame, optional
+        At least one is needed. Paths may be CSV (any delimiter, gzip), Parquet or Excel.
+    config : Config, optional
+        Column roles, feature selection and k-selection settings.
+    progress : callable(stage, done, total), optional
+        Called as stages start and finish (the CLI draws progress bars with it).
+    previous_model : (SegmentModel, Preprocessor), optional
+        An earlier model (as returned by ``load_model(...)[:2]``): the customers are also put in
+        its feature space, and segments whose centroids match its centroids keep their ids.
+    """
+    cfg = config or Config()
+    timings: dict[str, float] = {}
+    data = prepare_data(customers, transactions, config=cfg, progress=progress, timings=timings)
+    timer = _Timer(timings, progress)
+    feats = data.features
     with timer.stage("preprocess"):
         pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,
                            categorical=feats.categorical, weights=cfg.features.weights,
@@ -234,17 +260,16 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
                            min_level_share=cfg.features.min_category_share)
         X = pre.fit_transform(feats.frame)
 
-    with threadpool_limits(limits=seg.threads):
-        return _model_and_profile(cfg, X, pre, feats, ledger, timer, progress, previous_model,
-                                  cust, as_of, {"customers": cust_file, "transactions": tx_file})
+    with threadpool_limits(limits=cfg.segmentation.threads):
+        return _model_and_profile(cfg, X, pre, data, timer, progress, previous_model)
 
 
-def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: FeatureTable,
-                       ledger: Ledger, timer: _Timer, progress: Progress | None,
-                       previous_model: tuple[SegmentModel, Preprocessor] | None, cust,
-                       as_of: date | None,
-                       files: dict[str, str | None]) -> SegmentationResult:
+def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: PreparedData,
+                       timer: _Timer, progress: Progress | None,
+                       previous_model: tuple[SegmentModel, Preprocessor] | None,
+                       ) -> SegmentationResult:
     seg = cfg.segmentation
+    feats = data.features
     n = X.shape[0]
     fixed_k = seg.k if isinstance(seg.k, int) else None
     if fixed_k is not None and n <= fixed_k:
@@ -284,13 +309,11 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, feats: Fea
         name_segments(profiles, rules)
         recommend(profiles, rules)
 
-    ignored = {**(cust.ignored if cust is not None else {})}
     return SegmentationResult(
-        config=cfg, inputs={k: v for k, v in files.items() if v},
-        as_of=as_of, ledger=ledger, features=feats, preprocessor=pre, matrix=X,
-        selection=selection, model=model, labels=labels, distances=dist, profiles=profiles,
-        silhouette=sil, segment_map=smap,
-        ignored_columns=ignored, timings=timer.timings)
+        config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
+        preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
+        distances=dist, profiles=profiles, silhouette=sil, segment_map=smap,
+        ignored_columns=data.ignored_columns, timings=timer.timings)
 
 
 def _account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:
