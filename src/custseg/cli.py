@@ -104,7 +104,7 @@ def _segments_table(result: Any) -> Table:
 
 def _segment(customers: Path | None, transactions: Path | None, config: Path | None, k: str,
              as_of: str | None, seed: int | None, out: Path, quiet: bool,
-             previous_model: Path | None = None) -> None:
+             previous_model: Path | None = None, workspace: Path | None = None) -> None:
     from custseg.config import Config
     from custseg.pipeline import run_segmentation, write_outputs
 
@@ -123,6 +123,13 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
         result = run_segmentation(customers, transactions, config=cfg, progress=bars,
                                   previous_model=previous)
         write_outputs(result, out, progress=bars)
+    if workspace is not None:
+        from custseg.store import Workspace
+
+        Workspace(workspace).record(
+            "segment", out, as_of=result.as_of, k=result.k,
+            summary={"segments": [{"segment_id": s.segment_id, "name": s.name, "size": s.size}
+                                  for s in result.profiles.segments]})
     if not quiet:
         out_console.print(_segments_table(result))
         s = result.customers_summary()
@@ -148,10 +155,135 @@ def segment(
     previous_model: Path | None = typer.Option(
         None, "--previous-model", help="an earlier run's model/ folder: matching segments keep "
         "their ids (centroids matched with the Hungarian algorithm)"),
+    workspace: Path | None = typer.Option(
+        None, "--workspace", help="record this run in a workspace (an embedded DuckDB file in "
+        "this folder) so drift and evolve can find it by date"),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
-                            previous_model))
+                            previous_model, workspace))
+
+
+def _drift(reference: str, current: str, model: Path | None, out: Path,
+           workspace: Path | None, config: Path | None, seed: int, alpha: float,
+           quiet: bool) -> int:
+    from custseg.config import Config
+    from custseg.drift import compare_snapshots
+    from custseg.io.writers import OutputDir, write_json, write_text
+    from custseg.model import load_model
+    from custseg.report.drift_render import render_drift
+    from custseg.snapshots import load_snapshot
+
+    cfg = Config.from_toml(config) if config else None
+    ws = None
+    if workspace is not None:
+        from custseg.store import Workspace
+
+        ws = Workspace(workspace)
+    ref_path = ws.find(reference) if ws else Path(reference)
+    cur_path = ws.find(current) if ws else Path(current)
+    ref = load_snapshot(ref_path, config=cfg)
+    cur = load_snapshot(cur_path, config=cfg)
+    m = load_model(model) if model is not None else None
+    report = compare_snapshots(ref, cur, model=m, alpha=alpha, seed=seed)
+    with OutputDir(out) as od:
+        write_json(od.path / "drift.json", report.to_dict())
+        write_text(od.path / "drift.html", render_drift(report))
+    if ws is not None:
+        ws.record("drift", out, as_of=cur.as_of,
+                  summary={"verdict": report.verdict, "score": report.score,
+                           "reference": str(ref_path), "current": str(cur_path)})
+    if not quiet:
+        table = Table(title=f"drift {ref.name} → {cur.name}: {report.verdict.upper()}",
+                      title_justify="left")
+        for col in ("feature", "PSI", "threshold", "JS", "drifted"):
+            table.add_column(col, justify="left" if col == "feature" else "right")
+        for f in report.features[:12]:
+            table.add_row(f.feature, f"{f.psi:.3f}", f"{f.threshold:.3f}",
+                          f"{f.tests['js']['statistic']:.3f}", f.severity if f.drifted else "")
+        out_console.print(table)
+        for r in report.reasons:
+            out_console.print(f"- {r}", highlight=False)
+        out_console.print(f"Outputs in {out}/ — open {out}/drift.html", highlight=False)
+    return 3 if report.drift_detected else 0
+
+
+@app.command()
+def drift(
+    reference: str = typer.Option(..., "--reference", "-r", help="reference snapshot folder "
+                                  "(data or a segment run), or a date in --workspace"),
+    current: str = typer.Option(..., "--current", "-c", help="current snapshot folder or date"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="a model/ folder for "
+                                      "segment-level drift (default: the reference run's)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    workspace: Path | None = typer.Option(None, "--workspace", help="workspace folder"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config for column roles"),
+    seed: int = typer.Option(0, "--seed"),
+    alpha: float = typer.Option(0.05, "--alpha", help="false-alarm rate of the whole comparison"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Detect and quantify drift between two snapshots. Exit 0 stable, 3 drift detected."""
+    code = _guard(lambda: _drift(reference, current, model, out, workspace, config, seed, alpha,
+                                 quiet))
+    raise typer.Exit(code)
+
+
+def _evolve(snapshots: list[str], out: Path, model: Path | None, workspace: Path | None,
+            config: Path | None, seed: int, quiet: bool) -> None:
+    from custseg.config import Config
+    from custseg.evolution import evolve as run_evolve
+    from custseg.io.writers import OutputDir, write_json, write_text
+    from custseg.model import load_model
+    from custseg.report.drift_render import render_evolution
+    from custseg.snapshots import load_snapshot
+
+    cfg = Config.from_toml(config) if config else None
+    paths = [Path(p) for p in snapshots]
+    if workspace is not None:
+        from custseg.store import Workspace
+
+        ws = Workspace(workspace)
+        paths = [ws.find(p) for p in snapshots] if snapshots else \
+            [r.path for r in ws.runs("segment")]
+    if len(paths) < 2:
+        raise typer.BadParameter("give at least two snapshots (or a workspace with two runs)")
+    snaps = [load_snapshot(p, config=cfg) for p in paths]
+    report = run_evolve(snaps, model=load_model(model) if model else None, seed=seed)
+    with OutputDir(out) as od:
+        write_json(od.path / "evolution.json", report.to_dict())
+        write_text(od.path / "evolution.html", render_evolution(report))
+    if not quiet:
+        table = Table(title="segment shares by snapshot", title_justify="left")
+        table.add_column("snapshot")
+        for s in report.segments:
+            table.add_column(s["name"], justify="right")
+        table.add_column("drift score", justify="right")
+        table.add_column("verdict")
+        for row in report.drift:
+            shares = report.sizes[row["snapshot"]]
+            table.add_row(row["snapshot"], *[f"{shares[s['name']]:.1%}" for s in report.segments],
+                          f"{row['score']:.3f}", row["verdict"])
+        out_console.print(table)
+        out_console.print(report.advice.rationale, highlight=False)
+        out_console.print(f"Outputs in {out}/ — open {out}/evolution.html", highlight=False)
+
+
+@app.command()
+def evolve(
+    snapshots: list[str] = typer.Argument(None, help="snapshot folders (or dates in "
+                                          "--workspace), oldest first"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="a model/ folder to assign "
+                                      "every snapshot with (default: the first run's, or a "
+                                      "model fitted on the first snapshot)"),
+    workspace: Path | None = typer.Option(None, "--workspace", help="workspace folder: with "
+                                          "no snapshots given, all its segment runs by date"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config for column roles"),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Migration between segments, size and drift trajectories, and retraining advice."""
+    _guard(lambda: _evolve(snapshots or [], out, model, workspace, config, seed, quiet))
 
 
 @app.command()

@@ -80,6 +80,11 @@ class SegmentationConfig(_Strict):
     k_max: int = Field(default=10, ge=2, le=50)
     seed: int = 0
     as_of: date | None = None
+    window_days: int | None = Field(
+        default=None, ge=1,
+        description="only transactions in this many days up to the as-of date make the features "
+        "(default: all history); snapshots compared over time should use the same window",
+    )
     selection_sample: int = Field(default=20_000, ge=200)
     silhouette_sample: int = Field(default=4_000, ge=100)
     bootstrap: int = Field(default=5, ge=0, le=50)

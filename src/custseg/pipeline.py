@@ -213,7 +213,8 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
         if tx_raw is not None:
             # transactions define the as-of date when present, so they are typed first
             tx = prepare_transactions(tx_raw, cfg.transactions, file=tx_file or "", ledger=ledger,
-                                      as_of=as_of, on_invalid=seg.on_invalid)
+                                      as_of=as_of, on_invalid=seg.on_invalid,
+                                      window_days=seg.window_days)
             as_of = tx.as_of
         if cust_raw is not None:
             cust = prepare_customers(cust_raw, cfg.customers, file=cust_file or "",
@@ -251,7 +252,17 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
     cfg = config or Config()
     timings: dict[str, float] = {}
     data = prepare_data(customers, transactions, config=cfg, progress=progress, timings=timings)
-    timer = _Timer(timings, progress)
+    return segment_prepared(data, config=cfg, progress=progress, previous_model=previous_model,
+                            timings=timings)
+
+
+def segment_prepared(data: PreparedData, *, config: Config | None = None,
+                     progress: Progress | None = None,
+                     previous_model: tuple[SegmentModel, Preprocessor] | None = None,
+                     timings: dict[str, float] | None = None) -> SegmentationResult:
+    """Preprocess, choose k, fit, profile and name: everything after :func:`prepare_data`."""
+    cfg = config or Config()
+    timer = _Timer(timings if timings is not None else {}, progress)
     feats = data.features
     with timer.stage("preprocess"):
         pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,

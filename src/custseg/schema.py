@@ -603,12 +603,13 @@ def _feature_name(column: str, frame: pd.DataFrame) -> str:
 
 
 def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
-                         as_of: date | None, on_invalid: str = "error") -> TransactionTable:
+                         as_of: date | None, on_invalid: str = "error",
+                         window_days: int | None = None) -> TransactionTable:
     """Type, validate and clean a transactions log.
 
     Rules, applied in order (a row is excluded for the first that applies): missing customer id;
-    exact duplicate row; missing date; date after the as-of date; zero amount or a zero/negative
-    unit price. Cancellations (order id
+    exact duplicate row; missing date; date after the as-of date; date before the feature window
+    (``window_days`` before the as-of date, when set); zero amount or a zero/negative unit price. Cancellations (order id
     starting with "C"), negative quantities or amounts and rows flagged as returns are kept as
     returns and reduce the customer's net monetary value.
     """
@@ -666,6 +667,11 @@ def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledg
     late = (ts >= cutoff).to_numpy() & keep
     ledger.exclude_rows("transactions", rows[late], ids[late], "dated after the as-of date")
     keep &= ~late
+    if window_days is not None:
+        early = (ts < cutoff - pd.Timedelta(days=window_days)).to_numpy() & keep
+        ledger.exclude_rows("transactions", rows[early], ids[early],
+                            f"dated before the {window_days}-day feature window")
+        keep &= ~early
 
     qty = num("quantity") if "quantity" in roles else None
     price = num("unit_price") if "unit_price" in roles else None

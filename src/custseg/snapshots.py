@@ -6,6 +6,7 @@ A snapshot is either
   parquet, xlsx), optionally with ``snapshot.toml`` naming the as-of date and column roles::
 
       as_of = 2011-03-31
+      window_days = 365        # features from the year up to the as-of date
       [transactions.columns]
       customer_id = "Customer ID"
 
@@ -78,8 +79,9 @@ def _snapshot_config(folder: Path, base: Config | None) -> Config:
             if table in data:
                 update[table] = TableConfig.model_validate(data.pop(table))
         seg = cfg.segmentation.model_dump()
-        if "as_of" in data:
-            seg["as_of"] = data.pop("as_of")
+        for key in ("as_of", "window_days"):
+            if key in data:
+                seg[key] = data.pop(key)
         update["segmentation"] = SegmentationConfig.model_validate(seg)
     except Exception as exc:  # pydantic's ValidationError
         raise ConfigError(f"{toml}: {exc}") from None
