@@ -124,7 +124,8 @@ def evolve(snapshots: list[Snapshot], *, model=None, config=None, alpha: float =
 
     if len(snapshots) < 2:
         raise InputError("evolve needs at least two snapshots")
-    snaps = sorted(snapshots, key=lambda s: (s.as_of or date.min, s.name)) \
+    # oldest first; snapshots with the same (or no) as-of date keep the order they were given
+    snaps = sorted(snapshots, key=lambda s: s.as_of) \
         if all(s.as_of for s in snapshots) else list(snapshots)
     ref = snaps[0]
     notes: list[str] = []

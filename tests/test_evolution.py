@@ -1,0 +1,155 @@
+"""Snapshots, drift and evolve end to end; workspace; retraining advice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from custseg.cli import app
+from custseg.evolution import evolve, retrain_advice
+from custseg.snapshots import load_snapshot
+from custseg.store import Workspace
+from custseg.synth import generate
+
+runner = CliRunner()
+
+
+def _snapshot(folder: Path, seed: int, amount_factor: float = 1.0, n: int = 1200,
+              drop_first: int = 0) -> Path:
+    data = generate(n_customers=n, months=12, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tx = data.transactions.copy()
+    tx["amount"] = (tx["amount"] * amount_factor).round(2)
+    cust = data.customers.iloc[drop_first:]
+    tx = tx[tx["customer_id"].isin(cust["customer_id"])]
+    cust.to_csv(folder / "customers.csv", index=False)
+    tx.to_csv(folder / "transactions.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def snaps(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("snaps")
+    return {
+        "a": _snapshot(root / "a", seed=0),
+        "same": _snapshot(root / "same", seed=1),
+        "pricier": _snapshot(root / "pricier", seed=2, amount_factor=2.5),
+    }
+
+
+def test_drift_cli_exit_codes(snaps, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["drift", "-r", str(snaps["a"]), "-c", str(snaps["same"]),
+                            "--out", str(tmp_path / "d0"), "-q"])
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "d0" / "drift.json").read_text())
+    assert d["verdict"] == "stable" and not d["drift_detected"]
+    r = runner.invoke(app, ["drift", "-r", str(snaps["a"]), "-c", str(snaps["pricier"]),
+                            "--out", str(tmp_path / "d1"), "-q"])
+    assert r.exit_code == 3, r.output
+    d = json.loads((tmp_path / "d1" / "drift.json").read_text())
+    assert d["verdict"] == "retrain"
+    top = [f["feature"] for f in d["features"][:2]]
+    assert set(top) <= {"monetary", "avg_order_value"}, top
+    html = (tmp_path / "d1" / "drift.html").read_text()
+    assert "RETRAIN" in html and "monetary" in html
+    for f in d["features"]:  # no NaN/inf anywhere (JSON would hold null)
+        assert f["psi"] is not None and f["threshold"] is not None
+
+
+def test_drift_with_model_reports_segments(snaps, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["segment", str(snaps["a"] / "customers.csv"), "-t",
+                            str(snaps["a"] / "transactions.csv"), "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["drift", "-r", str(run), "-c", str(snaps["same"]),
+                            "--out", str(tmp_path / "d"), "-q"])
+    assert r.exit_code == 0, r.output
+    seg = json.loads((tmp_path / "d" / "drift.json").read_text())["segments"]
+    assert seg["k"] == 5 and seg["refit_ari"] > 0.8 and seg["share_tvd"] < 0.05
+    assert {c["status"] for c in seg["changes"]} <= {"stable", "grew", "shrank"}
+
+
+def test_snapshot_toml_and_window(tmp_path: Path) -> None:
+    folder = _snapshot(tmp_path / "s", seed=3, n=300)
+    (folder / "snapshot.toml").write_text("as_of = 2025-10-31\nwindow_days = 120\n")
+    snap = load_snapshot(folder)
+    assert snap.as_of.isoformat() == "2025-10-31"
+    excluded = snap.rows["transactions"]["excluded"]
+    assert excluded["dated after the as-of date"] > 0
+    assert excluded["dated before the 120-day feature window"] > 0
+    assert snap.features.frame["tenure_days"].notna().all()
+
+
+def test_snapshot_errors(tmp_path: Path) -> None:
+    from custseg.errors import InputError
+
+    with pytest.raises(InputError, match="no customers"):
+        load_snapshot(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_snapshot(tmp_path / "missing")
+
+
+def test_evolve_migration_accounts_for_everyone(snaps, tmp_path: Path) -> None:
+    s1 = load_snapshot(snaps["a"], name="m1")
+    # the same customers later: some gone (dropped), behaviour as before
+    s2_path = _snapshot(tmp_path / "m2", seed=0, drop_first=100)
+    s2 = load_snapshot(s2_path, name="m2")
+    rep = evolve([s1, s2])
+    m = rep.migrations[0]
+    total_from = sum(sum(row.values()) for name, row in m.matrix.items() if name != "new")
+    assert total_from == s1.n_customers
+    assert sum(m.matrix[n]["gone"] for n in m.matrix if n != "new") == 100
+    assert sum(m.matrix["new"].values()) == 0
+    assert m.stayed_share == 1.0  # same customers, same features, same model
+    assert rep.drift[1]["score"] < 0.02 and rep.drift[1]["verdict"] == "stable"
+
+
+def test_retrain_advice_linear_in_sqrt_psi() -> None:
+    months = [0, 1, 2, 3, 4]
+    scores = [(0.1 * m) ** 2 for m in months]   # sqrt(PSI) grows 0.1 a month
+    adv = retrain_advice(months, scores, ["stable"] * 5, [str(m) for m in months])
+    assert adv.slope_per_month == pytest.approx(0.1)
+    assert adv.interval_months == 5.0           # sqrt(0.25) = 0.5 reached after 5 months
+    flat = retrain_advice(months, [0.004, 0.003, 0.005, 0.004, 0.003], ["stable"] * 5,
+                          [str(m) for m in months])
+    assert flat.interval_months == 12.0 and "no significant upward" in flat.rationale
+    noisy = retrain_advice(months, [0.0, 0.012, 0.035, 0.095, 0.14], ["stable"] * 5,
+                           [str(m) for m in months])
+    assert noisy.low_months <= noisy.interval_months <= (noisy.high_months or np.inf)
+
+
+def test_workspace_finds_runs_by_date(tmp_path: Path, snaps) -> None:
+    ws_dir = tmp_path / "ws"
+    out = tmp_path / "r1"
+    r = runner.invoke(app, ["segment", str(snaps["a"] / "customers.csv"), "-t",
+                            str(snaps["a"] / "transactions.csv"), "--out", str(out), "-q",
+                            "--workspace", str(ws_dir)])
+    assert r.exit_code == 0, r.output
+    ws = Workspace(ws_dir)
+    (run,) = ws.runs("segment")
+    assert run.path == out.resolve() and run.k == 5
+    assert ws.find(run.as_of.isoformat()) == out.resolve()
+    from custseg.errors import InputError
+
+    with pytest.raises(InputError, match="runs exist as of"):
+        ws.find("1999-01-01")
+    # recording the same folder again replaces the record
+    Workspace(ws_dir).record("segment", out, as_of=run.as_of, k=5)
+    assert len(Workspace(ws_dir).runs("segment")) == 1
+
+
+def test_evolve_cli(snaps, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["evolve", str(snaps["a"]), str(snaps["same"]), str(snaps["pricier"]),
+                            "--out", str(tmp_path / "e"), "-q"])
+    assert r.exit_code == 0, r.output
+    e = json.loads((tmp_path / "e" / "evolution.json").read_text())
+    assert [d["verdict"] for d in e["drift"]] == ["stable", "stable", "retrain"]
+    assert len(e["migrations"]) == 2
+    html = (tmp_path / "e" / "evolution.html").read_text()
+    assert "Retraining advice" in html and html.count("<img") >= 4
+    assert pd.Series(e["sizes"]["a"]).sum() == pytest.approx(1.0)
