@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from custseg.config import Config
+from custseg.drift import PSI_MATERIAL
 from custseg.pipeline import run_segmentation, write_outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +88,36 @@ def test_marketing_campaign_cleaning(real_data: Path) -> None:
     assert {"monetary", "frequency", "discount_share", "children", "age"} <= set(f.frame.columns)
     assert "cat_share_wines" in f.groups["category_share"]
     assert result.as_of.isoformat() == "2014-06-29"
+
+
+@pytest.mark.realdata
+def test_online_retail_year_over_year_drift(real_data: Path, tmp_path: Path) -> None:
+    """Online Retail II 2009-10 vs Online Retail 2010-11: the same retailer a year apart.
+
+    Year-over-year the RFM features barely move (every PSI < 0.1): a stable business, so the
+    verdict is "stable". Quarter against quarter of the same year, seasonality shows: the
+    Christmas quarter's recency and tenure differ materially from the spring quarter's.
+    """
+    from custseg.drift import compare_snapshots
+    from custseg.snapshots import load_snapshot
+
+    folders = {}
+    for name, file, as_of in (("y2010", "online_retail_II_2009-2010.csv.gz", None),
+                              ("y2011", "online_retail.csv.gz", None),
+                              ("q2_2011", "online_retail.csv.gz", "2011-05-31"),
+                              ("q4_2011", "online_retail.csv.gz", "2011-11-30")):
+        f = tmp_path / name
+        f.mkdir()
+        (f / "transactions.csv.gz").symlink_to(real_data / file)
+        if as_of:
+            (f / "snapshot.toml").write_text(f"as_of = {as_of}\nwindow_days = 91\n")
+        folders[name] = f
+    year = compare_snapshots(load_snapshot(folders["y2010"]), load_snapshot(folders["y2011"]))
+    assert year.verdict == "stable" and year.score < PSI_MATERIAL
+    quarter = compare_snapshots(load_snapshot(folders["q2_2011"]),
+                                load_snapshot(folders["q4_2011"]))
+    assert quarter.verdict != "stable"
+    drifted = {f.feature for f in quarter.features if f.drifted}
+    assert drifted & {"recency_days", "tenure_days", "frequency"}, drifted
+    for f in quarter.features:
+        assert np.isfinite(f.psi) and np.isfinite(f.threshold)
