@@ -351,7 +351,7 @@ def write_outputs(result: SegmentationResult, out: str | Path,
 
     Everything is staged and moved into ``out`` only when complete.
     """
-    from custseg.report.render import render_report
+    from custseg.report.render import render_report, render_summary_md
 
     t0 = time.perf_counter()
     if progress:
@@ -364,11 +364,13 @@ def write_outputs(result: SegmentationResult, out: str | Path,
         save_model(p / "model", result.model, result.preprocessor, _model_extra(result))
         result.timings["write"] = time.perf_counter() - t0
         write_text(p / "report.html", render_report(result))
+        write_text(p / "summary.md", render_summary_md(result))
         result.timings["write"] = time.perf_counter() - t0
         write_json(p / "summary.json", result.summary())
     if progress:
         progress("write", 1, 1)
-    names = ["segments.csv", "excluded.csv", "profiles.json", "summary.json", "report.html", "model"]
+    names = ["segments.csv", "excluded.csv", "profiles.json", "summary.json", "report.html",
+             "summary.md", "model"]
     return {n: Path(out) / n for n in names}
 
 

@@ -383,9 +383,16 @@ def name_segments(profiles: Profiles, rules: list[NamingRule]) -> None:
                 continue
             s, r = segs[i], rules[j]
             s.name, s.name_rule, s.description = r.name, r.name, r.description
-            s.evidence = [_evidence(c, s, profiles.population) for c in r.require]
-            s.evidence += [_evidence(c, s, profiles.population) for c in r.support
-                           if (c.margin(s) or 0) > 0 and _notable(c, s)]
+            # a requirement that only bounds a range (age between ...) and is near the average
+            # is not evidence worth showing; each feature is shown once
+            conds = [c for c in r.require if _notable(c, s)]
+            conds += [c for c in r.support if (c.margin(s) or 0) > 0 and _notable(c, s)]
+            seen: set[str] = set()
+            s.evidence = []
+            for c in conds:
+                if c.key not in seen:
+                    seen.add(c.key)
+                    s.evidence.append(_evidence(c, s, profiles.population))
     used = {s.name for s in segs if s.name}
     for s in segs:
         if s.name:
