@@ -326,6 +326,40 @@ def demo(
     _guard(run)
 
 
+def _score(model: Path, customers: Path | None, transactions: Path | None, as_of: str | None,
+           out: Path, quiet: bool) -> None:
+    from custseg.io.writers import write_csv
+    from custseg.score import score as run_score
+
+    result = run_score(model, customers, transactions, as_of=_parse_date(as_of))
+    excluded_path = out.with_name(out.stem + ".excluded.csv")
+    write_csv(out, result.assignments)
+    write_csv(excluded_path, result.excluded)
+    if not quiet:
+        counts = result.assignments["segment_name"].value_counts()
+        table = Table(title=f"{len(result.assignments):,} customers scored", title_justify="left")
+        table.add_column("segment")
+        table.add_column("customers", justify="right")
+        for name, n in counts.items():
+            table.add_row(str(name), f"{n:,}")
+        out_console.print(table)
+        out_console.print(f"Assignments in {out}; {len(result.excluded):,} exclusions in "
+                          f"{excluded_path}", highlight=False)
+
+
+@app.command()
+def score(
+    customers: Path | None = typer.Argument(None, help="customers table to score"),
+    model: Path = typer.Option(..., "--model", "-m", help="a model/ folder from custseg segment"),
+    transactions: Path | None = typer.Option(None, "--transactions", "-t"),
+    as_of: str | None = typer.Option(None, "--as-of", help="as-of date YYYY-MM-DD"),
+    out: Path = typer.Option(..., "--out", "-o", help="output CSV (exclusions go beside it)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Assign customers to the segments of a saved model (batch scoring)."""
+    _guard(lambda: _score(model, customers, transactions, as_of, out, quiet))
+
+
 def version_callback(value: bool) -> None:
     if value:
         out_console.print(f"custseg {__version__}")

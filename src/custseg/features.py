@@ -118,7 +118,19 @@ def _levels(con: duckdb.DuckDBPyConnection, column: str, cfg: FeatureConfig) -> 
 
 
 def _shares(con: duckdb.DuckDBPyConnection, column: str, prefix: str, measure: str,
-            cfg: FeatureConfig) -> pd.DataFrame:
+            cfg: FeatureConfig, fixed: list[str] | None = None) -> pd.DataFrame:
+    """Share of each level per customer. ``fixed`` (scoring) gives the model's columns: levels
+    are matched by their slug, others pooled as "other", and every model column is present."""
+    if fixed is not None:
+        long = con.execute(_SHARE_SQL.format(key=column, measure=measure)).df()
+        known = {c.removeprefix(f"{prefix}_") for c in fixed}
+        slugs = long["level"].map(slug)
+        long["level"] = slugs.where(slugs.isin(known), "other")
+        wide = long.pivot_table(index="customer_id", columns="level", values="v", aggfunc="sum",
+                                fill_value=0.0)
+        wide = wide.div(wide.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+        wide.columns = [f"{prefix}_{c}" for c in wide.columns]
+        return wide.reindex(columns=fixed, fill_value=0.0)
     levels = _levels(con, column, cfg)
     if len(levels) < 2:
         return pd.DataFrame()
@@ -133,8 +145,14 @@ def _shares(con: duckdb.DuckDBPyConnection, column: str, prefix: str, measure: s
     return wide
 
 
-def transaction_features(tx: TransactionTable, cfg: FeatureConfig) -> tuple[pd.DataFrame, dict]:
-    """Aggregate clean transaction lines into one row of behaviour per customer (DuckDB SQL)."""
+def transaction_features(tx: TransactionTable, cfg: FeatureConfig,
+                         fixed_groups: dict[str, list[str]] | None = None,
+                         ) -> tuple[pd.DataFrame, dict]:
+    """Aggregate clean transaction lines into one row of behaviour per customer (DuckDB SQL).
+
+    ``fixed_groups`` (scoring) names the model's category and channel share columns.
+    """
+    fixed_groups = fixed_groups or {}
     frame = tx.frame
     con = duckdb.connect()
     try:
@@ -150,11 +168,13 @@ def transaction_features(tx: TransactionTable, cfg: FeatureConfig) -> tuple[pd.D
         groups: dict[str, list[str]] = {}
         parts = [base]
         if "category" in frame.columns:
-            cat = _shares(con, "category", "cat_share", "sum(amount)", cfg)
+            cat = _shares(con, "category", "cat_share", "sum(amount)", cfg,
+                          fixed_groups.get("category_share"))
             parts.append(cat)
             groups["category_share"] = list(cat.columns)
         if "channel" in frame.columns:
-            ch = _shares(con, "channel", "chan_share", "count(DISTINCT order_id)", cfg)
+            ch = _shares(con, "channel", "chan_share", "count(DISTINCT order_id)", cfg,
+                         fixed_groups.get("channel_share"))
             parts.append(ch)
             groups["channel_share"] = list(ch.columns)
     finally:
@@ -178,7 +198,8 @@ def _online_share(frame: pd.DataFrame, channel_cols: list[str], prefix: str) -> 
 
 
 def build_features(customers: CustomerTable | None, transactions: TransactionTable | None,
-                   cfg: FeatureConfig, ledger: Ledger) -> FeatureTable:
+                   cfg: FeatureConfig, ledger: Ledger,
+                   fixed_groups: dict[str, list[str]] | None = None) -> FeatureTable:
     """Join demographics and behaviour into one feature table and decide which features to model.
 
     Customers present in one table but not the other, or with no purchases, are excluded here with
@@ -194,7 +215,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
     as_of = transactions.as_of if transactions is not None else None
 
     if transactions is not None:
-        beh, groups = transaction_features(transactions, cfg)
+        beh, groups = transaction_features(transactions, cfg, fixed_groups)
         seen = pd.Index(transactions.frame["customer_id"].unique())
         no_purchase = seen.difference(beh.index)
         ledger.exclude_customers(sorted(no_purchase), "no purchases (only returns or cancellations)")

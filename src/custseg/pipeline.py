@@ -62,6 +62,7 @@ class SegmentationResult:
     labels: np.ndarray
     distances: np.ndarray
     profiles: Profiles
+    fences: dict[str, float | None] = field(default_factory=dict)
     silhouette: SilhouetteProfile | None = None
     segment_map: SegmentMap | None = None
     ignored_columns: dict[str, str] = field(default_factory=dict)
@@ -185,14 +186,19 @@ class PreparedData:
     as_of: date | None
     files: dict[str, str]
     ignored_columns: dict[str, str]
+    fences: dict[str, float | None] = field(default_factory=dict)
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
                  config: Config | None = None, progress: Progress | None = None,
-                 timings: dict[str, float] | None = None) -> PreparedData:
+                 timings: dict[str, float] | None = None, scoring: bool = False,
+                 fixed_groups: dict[str, list[str]] | None = None,
+                 fences: dict[str, float] | None = None) -> PreparedData:
     """Read, type, clean and aggregate the inputs into one feature row per customer.
 
     Shared by segmentation, scoring and drift so that every path builds features the same way.
+    ``scoring=True`` keeps columns that are constant or empty in a small batch (see
+    :func:`~custseg.schema.prepare_customers`).
     """
     cfg = config or Config()
     seg = cfg.segmentation
@@ -218,17 +224,19 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
             as_of = tx.as_of
         if cust_raw is not None:
             cust = prepare_customers(cust_raw, cfg.customers, file=cust_file or "",
-                                     ledger=ledger, as_of=as_of, on_invalid=seg.on_invalid)
+                                     ledger=ledger, as_of=as_of, on_invalid=seg.on_invalid,
+                                     scoring=scoring, fences=fences)
         if tx is not None and cust is not None:
             restrict_to_customers(tx, cust.frame.index, ledger)
 
     with timer.stage("features"):
-        feats = build_features(cust, tx, cfg.features, ledger)
+        feats = build_features(cust, tx, cfg.features, ledger, fixed_groups)
         as_of = feats.as_of or as_of
         _account_for_customers(ledger, cust, tx, feats)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
-                        ignored_columns=dict(cust.ignored) if cust is not None else {})
+                        ignored_columns=dict(cust.ignored) if cust is not None else {},
+                        fences=dict(cust.fences) if cust is not None else {})
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -323,7 +331,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
     return SegmentationResult(
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
-        distances=dist, profiles=profiles, silhouette=sil, segment_map=smap,
+        distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings)
 
 
@@ -378,9 +386,11 @@ def _model_extra(result: SegmentationResult) -> dict:
     f = result.features
     return {
         "features": {"numeric": f.numeric, "binary": f.binary, "categorical": f.categorical,
-                     "value_column": f.value_column},
+                     "value_column": f.value_column, "groups": f.groups,
+                     "descriptive": f.descriptive},
         "config": result.config.model_dump(mode="json"),
         "as_of": result.as_of.isoformat() if result.as_of else None,
+        "cleaning_fences": result.fences,
         "segments": [{"segment_id": s.segment_id, "name": s.name, "description": s.description,
                       "evidence": s.evidence, "recommendations": s.recommendations,
                       "size": s.size, "share": s.share}

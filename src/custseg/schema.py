@@ -342,6 +342,7 @@ class CustomerTable:
     deal_purchases: str | None = None
     ignored: dict[str, str] = field(default_factory=dict)          # column -> why
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
+    fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
 
 
 @dataclass
@@ -360,14 +361,23 @@ def _row_numbers(n: int) -> np.ndarray:
     return np.arange(1, n + 1, dtype="int64")
 
 
-def _check_not_all_missing(series: pd.Series, file: str, column: str) -> None:
-    if series.isna().all():
+def _check_not_all_missing(series: pd.Series, file: str, column: str,
+                           scoring: bool = False) -> None:
+    if not scoring and series.isna().all():
         raise InputError("column has no values at all (every cell is empty)", file=file, column=column)
 
 
 def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
-                      as_of: date | None, on_invalid: str = "error") -> CustomerTable:
-    """Type, validate and clean a customers table."""
+                      as_of: date | None, on_invalid: str = "error",
+                      scoring: bool = False, fences: dict[str, float] | None = None,
+                      ) -> CustomerTable:
+    """Type, validate and clean a customers table.
+
+    With ``scoring=True`` (a batch to score with a fitted model, possibly one customer) columns
+    are never dropped for being constant or empty in the batch, unknown education levels become
+    missing instead of turning the column into categories, and outlier fences are not derived
+    from the batch: ``fences`` (the ones learned at fit time, see ``CustomerTable.fences``) apply.
+    """
     columns = list(raw.columns)
     for c in [*cfg.ignore, *cfg.categorical, *cfg.numeric]:
         if c not in columns:
@@ -419,7 +429,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
         vals, bad = parse_numeric(raw[col], file=file, column=col, rows=rows, on_invalid=on_invalid)
         if bad.any():
             ledger.cleaned[f"{col}: unparseable number set to missing"] += int(bad.sum())
-        _check_not_all_missing(vals[keep], file, col)
+        _check_not_all_missing(vals[keep], file, col, scoring)
         return pd.Series(vals.to_numpy(), index=frame.index)
 
     def dt(col: str) -> pd.Series:
@@ -427,7 +437,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
                                 fmt=cfg.date_format, on_invalid=on_invalid)
         if bad.any():
             ledger.cleaned[f"{col}: unparseable date set to missing"] += int(bad.sum())
-        _check_not_all_missing(vals[keep], file, col)
+        _check_not_all_missing(vals[keep], file, col, scoring)
         return pd.Series(vals.to_numpy(), index=frame.index)
 
     # ---- dates first: they may define the as-of date
@@ -446,6 +456,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
         dates.append("signup_date")
 
     # ---- demographics
+    learned: dict[str, float | None] = {}
     age = None
     if "age" in roles:
         age = num(roles["age"])
@@ -470,8 +481,13 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     if "income" in roles:
         inc = num(roles["income"])
         neg = inc < 0
-        q1, q3 = inc[keep & inc.notna().to_numpy()].quantile([0.25, 0.75])
-        absurd = neg | (inc > q3 + INCOME_FENCE * (q3 - q1))
+        if scoring:
+            fence = (fences or {}).get("income_max")
+        else:
+            q1, q3 = inc[keep & inc.notna().to_numpy()].quantile([0.25, 0.75])
+            fence = float(q3 + INCOME_FENCE * (q3 - q1)) if pd.notna(q3) else None
+        learned["income_max"] = fence
+        absurd = neg | (inc > fence) if fence is not None else neg
         if absurd.any():
             ledger.cleaned["income negative or above Q3 + 10 x IQR set to missing"] += int(
                 (absurd & keep).sum())
@@ -497,11 +513,11 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
 
     if "education" in roles:
         edu = _text(raw[roles["education"]])
-        _check_not_all_missing(edu[keep], file, roles["education"])
+        _check_not_all_missing(edu[keep], file, roles["education"], scoring)
         norm = edu.map(lambda v: normalise(v) if isinstance(v, str) else v)
         mapped = norm.map(EDUCATION_LEVELS)
         unknown = norm.notna() & mapped.isna() & ~norm.isin(UNKNOWN_TOKENS)
-        if unknown[keep].any():
+        if unknown[keep].any() and not scoring:
             # levels we can't order: keep education as a category instead of an ordinal
             frame["education"] = pd.Series(edu.to_numpy(), index=frame.index)
             categorical.append("education")
@@ -514,7 +530,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     for role in ("gender", "occupation", "marital_status", "location_type"):
         if role in roles:
             v = _text(raw[roles[role]])
-            _check_not_all_missing(v[keep], file, roles[role])
+            _check_not_all_missing(v[keep], file, roles[role], scoring)
             frame[role] = pd.Series(v.to_numpy(), index=frame.index)
             categorical.append(role)
 
@@ -549,7 +565,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
         col = raw[c]
         forced = "numeric" if c in cfg.numeric else "categorical" if c in cfg.categorical else None
         text = _text(col) if not pd.api.types.is_numeric_dtype(col) else col
-        if text[keep].isna().all():
+        if text[keep].isna().all() and not scoring:
             raise InputError("column has no values at all (every cell is empty); "
                              "add it to `ignore` in the config to skip it", file=file, column=c)
         if forced != "categorical":
@@ -560,7 +576,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
                 v = pd.Series(vals.to_numpy(), index=frame.index)
                 distinct = set(v[keep].dropna().unique().tolist())
                 name = _feature_name(c, frame)
-                if len(distinct) <= 1:
+                if len(distinct) <= 1 and not scoring:
                     ignored[c] = "constant column"
                     ledger.warn("schema", f"{file}: column '{c}' is constant; not used")
                     continue
@@ -576,11 +592,11 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
                 ignored[c] = "date column (only the signup date is used)"
                 continue
         levels = text[keep].nunique()
-        if forced is None and levels > 50 and levels > 0.05 * int(keep.sum()):
+        if forced is None and not scoring and levels > 50 and levels > 0.05 * int(keep.sum()):
             ignored[c] = f"free text or identifier ({levels} distinct values)"
             ledger.warn("schema", f"{file}: column '{c}' has {levels} distinct text values; not used")
             continue
-        if levels <= 1:
+        if levels <= 1 and not scoring:
             ignored[c] = "constant column"
             ledger.warn("schema", f"{file}: column '{c}' is constant; not used")
             continue
@@ -592,7 +608,8 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     return CustomerTable(file=file, frame=frame, roles=roles, numeric=numeric, binary=binary,
                          categorical=categorical, dates=dates, category_spend=category_spend,
                          channel_purchases=channel_purchases, deal_purchases=deal_purchases,
-                         ignored=ignored, seen_ids=pd.Index(ids.dropna().unique()))
+                         ignored=ignored, seen_ids=pd.Index(ids.dropna().unique()),
+                         fences=learned)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:
