@@ -292,17 +292,26 @@ def synth(
     customers: int = typer.Option(2000, "--customers", "-n", help="number of customers"),
     months: int = typer.Option(12, "--months", help="months of transactions"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
+    drift: str | None = typer.Option(None, "--drift", help="none|gradual|shock: also write "
+                                     "snapshots/<YYYY-MM>/ (one per month) and drift.json"),
 ) -> None:
     """Write synthetic customers.csv, transactions.csv and truth.csv with planted personas."""
 
     def run() -> None:
-        from custseg.synth import generate, write
+        from custseg.synth import DRIFT_KINDS, generate, generate_snapshots, write, write_snapshots
 
+        if drift is not None and drift not in DRIFT_KINDS:
+            raise typer.BadParameter(f"--drift must be one of {', '.join(DRIFT_KINDS)}")
         data = generate(n_customers=customers, months=months, seed=seed)
         paths = write(data, out)
         out_console.print(f"wrote {len(data.customers):,} customers and "
                           f"{len(data.transactions):,} transaction rows: "
                           + ", ".join(str(p) for p in paths.values()), highlight=False)
+        if drift is not None:
+            snaps = generate_snapshots(customers, months=months, seed=seed, drift=drift)
+            spaths = write_snapshots(snaps, out)
+            out_console.print(f"wrote {len(snaps.labels)} monthly snapshots ({drift} drift) "
+                              f"under {out / 'snapshots'} and {spaths['drift']}", highlight=False)
 
     _guard(run)
 
@@ -358,6 +367,48 @@ def score(
 ) -> None:
     """Assign customers to the segments of a saved model (batch scoring)."""
     _guard(lambda: _score(model, customers, transactions, as_of, out, quiet))
+
+
+def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: int) -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CustsegError(f"the API server needs FastAPI and uvicorn ({exc.name} is not "
+                           'installed): pip install "custseg[serve]"') from None
+    from custseg.serve import serve as run_server
+
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter(f"port must be 0-65535, got {port}")
+    if max_batch < 1:
+        raise typer.BadParameter(f"--max-batch must be at least 1, got {max_batch}")
+    api_key = api_key or None
+
+    def ready(address: tuple) -> None:
+        where = f"http://{'[' + host + ']' if ':' in host else host}:{address[1]}"
+        err_console.print(f"serving {model} on {where} (docs at {where}/docs; "
+                          f"API key {'required' if api_key else 'not set'}); Ctrl+C to stop",
+                          highlight=False, soft_wrap=True)
+        if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+            err_console.print(f"[bold yellow]warning:[/] listening on {escape(host)} without "
+                              "an API key", highlight=False)
+
+    run_server(model, host=host, port=port, api_key=api_key, max_batch=max_batch,
+               on_ready=ready)
+
+
+@app.command()
+def serve(
+    model: Path = typer.Option(..., "--model", "-m", help="a model/ folder from custseg segment"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(8000, "--port", help="port to listen on"),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="CUSTSEG_API_KEY",
+                                       help="require this key in the X-API-Key header "
+                                       "(default: $CUSTSEG_API_KEY; none: no key needed)"),
+    max_batch: int = typer.Option(1000, "--max-batch", help="most customers per request"),
+) -> None:
+    """Serve the model over HTTP: /v1/score, /v1/segments, /healthz (docs at /docs)."""
+    _guard(lambda: _serve(model, host, port, api_key, max_batch))
 
 
 def version_callback(value: bool) -> None:

@@ -86,8 +86,13 @@ def make_bins(ref: pd.Series, cur: pd.Series, kind: str, n_bins: int = 10) -> Bi
         # a shift out of the reference's range (or away from a constant) always shows
         edges = np.r_[x.min(), qs, np.nextafter(x.max(), np.inf)]
         return Bins("numeric", edges=np.unique(edges))
-    levels = sorted(set(ref.astype("string").fillna(MISSING)) | set(cur.astype("string").fillna(MISSING)))
+    levels = sorted(_levels(ref) | _levels(cur))
     return Bins("categorical", levels=tuple(str(lv) for lv in levels))
+
+
+def _levels(values: pd.Series) -> set[str]:
+    """The distinct levels of a categorical column (missing as its own level)."""
+    return {str(v) for v in values.astype("string").fillna(MISSING).unique()}
 
 
 def smooth(counts: np.ndarray) -> np.ndarray:
@@ -160,9 +165,18 @@ def register_test(test: DriftTest) -> None:
     TESTS[test.name] = test
 
 
+EXACT_LIMIT = 50_000  # KS and Wasserstein use a seeded subsample of this size beyond it
+
+
 def _finite(s: pd.Series) -> np.ndarray:
+    """Finite values; above :data:`EXACT_LIMIT` a seeded subsample of that size (KS and
+    Wasserstein are reported effect sizes, not the decision, and sorting millions of values per
+    feature would dominate the run)."""
     x = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
-    return x[np.isfinite(x)]
+    x = x[np.isfinite(x)]
+    if x.size > EXACT_LIMIT:
+        x = np.random.default_rng(x.size).choice(x, EXACT_LIMIT, replace=False)
+    return x
 
 
 def _psi(s: Sample) -> Outcome:
@@ -194,8 +208,17 @@ def _ks(s: Sample) -> Outcome:
         return Outcome(0.0, 1.0)
     if np.ptp(np.r_[a, b]) == 0:
         return Outcome(0.0, 1.0)
-    res = stats.ks_2samp(a, b, method="asymp" if a.size * b.size > 10**8 else "auto")
-    return Outcome(float(res.statistic), float(res.pvalue), float(res.statistic))
+    if a.size * b.size <= 10**6:
+        res = stats.ks_2samp(a, b, method="auto")
+        return Outcome(float(res.statistic), float(res.pvalue), float(res.statistic))
+    # large samples: the statistic from the two empirical CDFs, the p-value from Kolmogorov's
+    # limiting distribution (what "asymp" converges to, without its slow finite-n series)
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate([a, b])
+    d = float(np.abs(np.searchsorted(a, grid, side="right") / a.size
+                     - np.searchsorted(b, grid, side="right") / b.size).max())
+    en = np.sqrt(a.size * b.size / (a.size + b.size))
+    return Outcome(d, float(stats.kstwobign.sf(d * en)), d)
 
 
 def _chi2(s: Sample) -> Outcome:
@@ -215,9 +238,11 @@ register_test(DriftTest("kl", ("numeric", "categorical"), _kl,
 register_test(DriftTest("js", ("numeric", "categorical"), _js,
                         "Jensen-Shannon divergence, bits, in [0, 1]"))
 register_test(DriftTest("wasserstein", ("numeric",), _wasserstein,
-                        "Wasserstein distance / reference standard deviation"))
+                        "Wasserstein distance / reference standard deviation (on at most "
+                        "50,000 values per snapshot)"))
 register_test(DriftTest("ks", ("numeric",), _ks,
-                        "two-sample Kolmogorov-Smirnov statistic and p-value"))
+                        "two-sample Kolmogorov-Smirnov statistic and p-value (on at most "
+                        "50,000 values per snapshot)"))
 register_test(DriftTest("chi2", ("categorical",), _chi2,
                         "chi² test of homogeneity; effect = Cramér's V"))
 
@@ -338,8 +363,7 @@ def compare_features(reference: pd.DataFrame, current: pd.DataFrame, numeric: li
                           drifted=drifted, severity=severity, reference=_describe(r, kind),
                           current=_describe(c, kind))
         if kind == "categorical":
-            ref_lv = set(r.astype("string").fillna(MISSING))
-            cur_lv = set(c.astype("string").fillna(MISSING))
+            ref_lv, cur_lv = _levels(r), _levels(c)
             fd.new_levels = sorted(str(v) for v in cur_lv - ref_lv)
             fd.vanished_levels = sorted(str(v) for v in ref_lv - cur_lv)
         if significant and not material:

@@ -14,7 +14,9 @@ of the shift (PSI ≈ δ²/σ² for a mean shift δ), so ``sqrt(score)`` grows a
 A straight line is fitted to ``sqrt(score)`` against months since the reference (least squares
 through the reference point's noise floor), and the month where it reaches ``sqrt(0.25)`` — the
 "retrain" level of PSI — is the recommended interval, with a 90% range from the slope's standard
-error. With no measurable trend the advice is a routine yearly refit with monthly drift checks.
+error. A single jump that explains the trajectory far better than a line (a shock) is reported as
+such: retrain now, no schedule follows from it. With no measurable trend the advice is a routine
+yearly refit with monthly drift checks.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ def retrain_advice(months: list[float], scores: list[float], verdicts: list[str]
     if len(t) < 2 or np.ptp(t) <= 0:
         return RetrainAdvice(None, None, None, 0.0, threshold, crossed,
                              "fewer than two snapshots after the reference: no trend to measure")
+    step = _step_change(t, y, target)
+    if step is not None:
+        i, before, after = step
+        rationale = (f"a sudden shift at snapshot {names[i]} (√PSI {before:.2f} → {after:.2f}, "
+                     "flat before and after): not a trend — retrain now on data from after the "
+                     "shift, then refit yearly as routine and run `custseg drift` monthly")
+        return RetrainAdvice(None, None, None, 0.0, threshold, crossed or names[i], rationale)
     if len(t) == 2:
         # two points: the reference (t=0, score 0 by definition) and one later snapshot
         slope, intercept, se = y[1] / t[1] if t[1] > 0 else 0.0, 0.0, None
@@ -114,6 +123,25 @@ def retrain_advice(months: list[float], scores: list[float], verdicts: list[str]
     return RetrainAdvice(interval, None if low is None else float(max(low, 0.0)),
                          None if high is None else float(high), slope, threshold, crossed,
                          rationale)
+
+
+def _step_change(t: np.ndarray, y: np.ndarray, target: float) -> tuple[int, float, float] | None:
+    """A single jump explains the trajectory far better than a line: (index, level before,
+    level after), else None. Needs two points on each side and a jump past the retrain level."""
+    if len(t) < 5:
+        return None
+    line = stats.linregress(t, y)
+    sse_line = float(((y - (line.intercept + line.slope * t)) ** 2).sum())
+    best = None
+    for i in range(2, len(y) - 1):
+        a, b = y[:i].mean(), y[i:].mean()
+        sse = float(((y[:i] - a) ** 2).sum() + ((y[i:] - b) ** 2).sum())
+        if best is None or sse < best[0]:
+            best = (sse, i, float(a), float(b))
+    sse_step, i, a, b = best
+    if b >= target > a and sse_step < 0.25 * sse_line:
+        return i, a, b
+    return None
 
 
 def evolve(snapshots: list[Snapshot], *, model=None, config=None, alpha: float = 0.05,

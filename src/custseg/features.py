@@ -157,6 +157,7 @@ def transaction_features(tx: TransactionTable, cfg: FeatureConfig,
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 2")
+        con.execute("SET enable_progress_bar = false")
         con.register("tx", frame)
         has_qty = "quantity" in frame.columns
         has_disc = "discount" in frame.columns

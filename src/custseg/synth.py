@@ -46,7 +46,9 @@ __all__ = [
     "PersonaSpec",
     "SynthData",
     "generate",
+    "generate_snapshots",
     "write",
+    "write_snapshots",
 ]
 
 PERSONAS: tuple[str, ...] = (
@@ -87,7 +89,7 @@ _MONTH_DAYS = 365.25 / 12
 
 # Price level of a line in each category relative to the persona's average line amount
 # (renormalised per persona so the persona's mean line amount stays at its target).
-_CATEGORY_PRICE = np.array([2.0, 1.1, 0.6, 1.2, 0.8, 0.7, 1.1, 0.5])
+_CATEGORY_PRICE = np.array([1.5, 1.1, 0.8, 1.1, 0.9, 0.8, 1.1, 0.7])
 # Extra units per line (quantity = 1 + Poisson(lambda)), by category.
 _CATEGORY_EXTRA_UNITS = np.array([0.05, 0.25, 1.0, 0.2, 0.4, 0.3, 0.15, 0.2])
 
@@ -210,7 +212,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=1.5,
         line_amount=90.0,
         discount=0.10,
-        return_rate=0.045,
+        return_rate=0.04,
         #           Elec  Fash  Groc  Home  Kids  Beau  Spor  Book
         categories=(0.40, 0.25, 0.04, 0.06, 0.01, 0.04, 0.15, 0.05),
         channels=(0.40, 0.45, 0.10, 0.05),
@@ -230,14 +232,14 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=2.0,
         line_amount=65.0,
         discount=0.25,
-        return_rate=0.05,
+        return_rate=0.03,
         categories=(0.04, 0.04, 0.40, 0.22, 0.25, 0.02, 0.02, 0.01),
         channels=(0.35, 0.15, 0.45, 0.05),
     ),
     PersonaSpec(
         name="Budget-Conscious",
         share=0.22,
-        age=(47, 10, 18, 85),
+        age=(46, 13, 18, 85),
         income=(34_000, 9_000),
         location=(0.30, 0.28, 0.42),
         occupation=(0.02, 0.01, 0.02, 0.32, 0.30, 0.10, 0.12, 0.04, 0.07),
@@ -249,7 +251,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=1.3,
         line_amount=22.0,
         discount=0.70,
-        return_rate=0.08,
+        return_rate=0.10,
         categories=(0.03, 0.26, 0.30, 0.17, 0.03, 0.17, 0.02, 0.02),
         channels=(0.40, 0.10, 0.45, 0.05),
     ),
@@ -268,17 +270,17 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=3.0,
         line_amount=55.0,
         discount=0.15,
-        return_rate=0.03,
+        return_rate=0.02,
         categories=(0.04, 0.04, 0.30, 0.22, 0.02, 0.16, 0.02, 0.20),
         channels=(0.25, 0.05, 0.50, 0.20),
     ),
     PersonaSpec(
         name="At-Risk / Lapsed",
         share=0.15,
-        age=(40, 8, 18, 85),
-        income=(52_000, 15_000),
-        location=(0.40, 0.40, 0.20),
-        occupation=(0.14, 0.10, 0.10, 0.16, 0.14, 0.08, 0.08, 0.10, 0.10),
+        age=(40, 10, 18, 85),
+        income=(52_000, 14_000),
+        location=(0.55, 0.35, 0.10),
+        occupation=(0.10, 0.08, 0.06, 0.24, 0.12, 0.02, 0.18, 0.08, 0.12),
         education=(0.25, 0.30, 0.30, 0.12, 0.03),
         children=(0, 0.8, 4),
         partner=0.5,
@@ -287,9 +289,9 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=1.2,
         line_amount=45.0,
         discount=0.30,
-        return_rate=0.04,
-        categories=(0.16, 0.30, 0.06, 0.08, 0.05, 0.12, 0.19, 0.04),
-        channels=(0.58, 0.25, 0.14, 0.03),
+        return_rate=0.03,
+        categories=(0.20, 0.35, 0.10, 0.12, 0.04, 0.10, 0.06, 0.03),
+        channels=(0.70, 0.15, 0.12, 0.03),
         lapse_months=(4.0, 9.0),
     ),
 )
@@ -378,7 +380,14 @@ def _take(labels: tuple[str, ...], index: np.ndarray) -> np.ndarray:
 
 
 def generate(
-    n_customers: int = 2000, months: int = 12, seed: int = 0, end_date: str = "2025-12-31"
+    n_customers: int = 2000,
+    months: int = 12,
+    seed: int = 0,
+    end_date: str = "2025-12-31",
+    *,
+    personas: tuple[PersonaSpec, ...] | None = None,
+    behaviour_seed: int | None = None,
+    anchor_date: str | None = None,
 ) -> SynthData:
     """Generate customers and transactions from the planted personas.
 
@@ -393,6 +402,16 @@ def generate(
         Seed of ``numpy.random.default_rng``; the same arguments always give identical frames.
     end_date : str, default "2025-12-31"
         Last day of the window (``YYYY-MM-DD``). Nothing reads the wall clock.
+    personas : tuple of PersonaSpec, optional
+        Replacement persona parameters (used to plant drift); shares must stay the same for
+        customers to keep their persona across snapshots.
+    behaviour_seed : int, optional
+        Redraw behaviour (orders, baskets, returns) and the data mess with this seed while the
+        population (personas, demographics, signup dates) stays that of ``seed``: the same
+        customers observed again (see :func:`generate_snapshots`).
+    anchor_date : str, optional
+        Signup dates are drawn back from this date instead of ``end_date``, so a population
+        keeps its signup dates across snapshots.
 
     Returns
     -------
@@ -416,7 +435,7 @@ def generate(
     end = _validate(n_customers, months, seed, end_date)
     rng = np.random.default_rng(seed)
     n = int(n_customers)
-    specs = _SPECS
+    specs = tuple(personas) if personas is not None else _SPECS
     k = len(specs)
 
     epoch = pd.Timestamp("1970-01-01")
@@ -458,7 +477,11 @@ def generate(
     sig = per("signup_years")[persona]
     signup_back = np.rint(rng.uniform(sig[:, 0], sig[:, 1]) * 365.25).astype(np.int64)
     signup_back = np.maximum(signup_back, 14)
-    signup_day = end_day - signup_back
+    anchor_day = end_day if anchor_date is None else int((pd.Timestamp(anchor_date) - epoch).days)
+    signup_day = np.minimum(anchor_day - signup_back, end_day)
+    if behaviour_seed is not None:
+        # the population is fixed above; what they do in this window is drawn afresh
+        rng = np.random.default_rng([int(seed), int(behaviour_seed)])
     act_lo = np.maximum(start_day, signup_day)
     act_hi = np.full(n, end_day, dtype=np.int64)
     lapse = np.array(
@@ -730,3 +753,124 @@ def write(data: SynthData, out_dir: str | Path) -> dict[str, Path]:
         "truth": write_csv(out / "truth.csv", data.truth),
         "description": write_json(out / "synth.json", data.description),
     }
+
+
+# ------------------------------------------------------------------------------------------
+# snapshots over time with planted drift
+
+DRIFT_KINDS = ("none", "gradual", "shock")
+GRADUAL_AMOUNT_PER_MONTH = 0.06   # basket value grows 6% a month (of the first month's level)
+GRADUAL_APP_PER_MONTH = 0.03      # Young Professionals move 3 points a month from web to app
+SHOCK_AMOUNT = 1.6                # from the shock month on, baskets are 60% larger
+SHOCK_APP = 0.30                  # and Young Professionals move 30 points from web to app
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Monthly snapshots of one customer population, with the planted drift described."""
+
+    labels: tuple[str, ...]          # YYYY-MM
+    data: tuple[SynthData, ...]
+    drift: dict
+
+
+def _drifted_specs(kind: str, month: int, shock_month: int) -> tuple[tuple[PersonaSpec, ...], dict]:
+    from dataclasses import replace
+
+    amount, app = 1.0, 0.0
+    if kind == "gradual":
+        amount, app = 1.0 + GRADUAL_AMOUNT_PER_MONTH * month, GRADUAL_APP_PER_MONTH * month
+    elif kind == "shock" and month >= shock_month:
+        amount, app = SHOCK_AMOUNT, SHOCK_APP
+    specs = []
+    for spec in _SPECS:
+        new = replace(spec, line_amount=spec.line_amount * amount)
+        if spec.name == "Young Professionals" and app > 0:
+            ch = list(spec.channels)
+            web, app_i = CHANNELS.index("web"), CHANNELS.index("app")
+            move = min(app, ch[web] - 0.02)
+            ch[web] -= move
+            ch[app_i] += move
+            new = replace(new, channels=tuple(ch))
+        specs.append(new)
+    return tuple(specs), {"line_amount_factor": round(amount, 6),
+                          "young_professionals_web_to_app": round(app, 6)}
+
+
+def generate_snapshots(n_customers: int = 2000, months: int = 12, seed: int = 0,
+                       drift: str = "none", end_date: str = "2025-12-31",
+                       window_months: int = 12) -> Snapshots:
+    """One population observed at the end of each of ``months`` months, with planted drift.
+
+    Every snapshot holds the same customers (same ids, personas and demographics) and
+    ``window_months`` of transactions up to its month end, redrawn for each snapshot. The
+    population is in a steady state: tenure is drawn relative to each snapshot's as-of date, as
+    if leavers were replaced by joiners with the same profile, so with no planted drift every
+    feature's distribution is the same in every month.
+
+    * ``none``: nothing changes.
+    * ``gradual``: every persona's basket value grows by 6% of its first-month level each month,
+      and Young Professionals move 3 percentage points of their orders a month from web to app.
+    * ``shock``: from the middle month on, baskets are 60% larger and Young Professionals move
+      30 points from web to app at once.
+
+    The returned ``drift`` dict names the features expected to drift (average order value and
+    net spend first), the personas, the schedule and each month's factors.
+    """
+    if drift not in DRIFT_KINDS:
+        raise ConfigError(f"unknown drift {drift!r}; choose one of {', '.join(DRIFT_KINDS)}")
+    if int(months) < 1:
+        raise ConfigError("months must be at least 1")
+    last = pd.Timestamp(end_date)
+    ends = [(last - pd.DateOffset(months=months - 1 - m)) + pd.offsets.MonthEnd(0)
+            for m in range(months)]
+    shock_month = months // 2
+    labels, data, schedule = [], [], []
+    for m, end in enumerate(ends):
+        specs, factors = _drifted_specs(drift, m, shock_month)
+        label = end.strftime("%Y-%m")
+        data.append(generate(n_customers, months=window_months, seed=seed,
+                             end_date=end.strftime("%Y-%m-%d"), personas=specs,
+                             behaviour_seed=m + 1))
+        labels.append(label)
+        schedule.append({"snapshot": label, "as_of": end.strftime("%Y-%m-%d"), **factors})
+    description = {
+        "kind": drift,
+        "features": ["avg_order_value", "monetary"] if drift != "none" else [],
+        "secondary": ["chan_share_app", "chan_share_web"] if drift != "none" else [],
+        "personas": {"line_amount": "all", "channels": "Young Professionals"}
+        if drift != "none" else {},
+        "schedule": {
+            "none": "no change",
+            "gradual": f"line amounts x (1 + {GRADUAL_AMOUNT_PER_MONTH} * month); Young "
+                       f"Professionals move {GRADUAL_APP_PER_MONTH:.0%} of orders a month "
+                       "from web to app",
+            "shock": f"from {labels[shock_month] if shock_month < months else 'never'}: line "
+                     f"amounts x {SHOCK_AMOUNT}; Young Professionals move {SHOCK_APP:.0%} of "
+                     "orders from web to app",
+        }[drift],
+        "shock_snapshot": labels[shock_month] if drift == "shock" and shock_month < months
+        else None,
+        "months": schedule,
+        "window_months": window_months,
+        "seed": seed,
+        "customers": n_customers,
+    }
+    return Snapshots(labels=tuple(labels), data=tuple(data), drift=description)
+
+
+def write_snapshots(snaps: Snapshots, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``snapshots/<YYYY-MM>/`` (customers, transactions, truth, snapshot.toml) and
+    ``drift.json`` under ``out_dir``."""
+    from custseg.io.writers import write_text
+
+    out = Path(out_dir)
+    paths: dict[str, Path] = {}
+    for label, d in zip(snaps.labels, snaps.data, strict=True):
+        folder = out / "snapshots" / label
+        write(d, folder)
+        (folder / "synth.json").unlink(missing_ok=True)
+        write_text(folder / "snapshot.toml", f"as_of = {d.as_of.strftime('%Y-%m-%d')}\n")
+        paths[label] = folder
+    paths["drift"] = write_json(out / "drift.json", snaps.drift)
+    return paths
