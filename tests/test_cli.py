@@ -209,3 +209,17 @@ def test_demo_subprocess(tmp_path: Path) -> None:
     assert {"Young Professionals", "Family-Oriented", "Budget-Conscious", "Loyalists"} <= names
     assert (out / "report.html").stat().st_size > 10_000
     assert (out / "data" / "truth.csv").is_file()
+
+
+def test_previous_model_keeps_segment_ids(tmp_path: Path, synth_files) -> None:
+    first = tmp_path / "first"
+    args = ["segment", str(synth_files["customers"]), "--transactions",
+            str(synth_files["transactions"]), "-q"]
+    assert _run([*args, "--out", str(first)]).exit_code == 0
+    again = tmp_path / "again"
+    r = _run([*args, "--seed", "11", "--previous-model", str(first / "model"), "--out",
+              str(again)])
+    assert r.exit_code == 0, r.output
+    a = json.loads((first / "summary.json").read_text())["segments"]
+    b = json.loads((again / "summary.json").read_text())["segments"]
+    assert {s["segment_id"]: s["name"] for s in a} == {s["segment_id"]: s["name"] for s in b}
