@@ -153,3 +153,23 @@ def test_evolve_cli(snaps, tmp_path: Path) -> None:
     html = (tmp_path / "e" / "evolution.html").read_text()
     assert "Retraining advice" in html and html.count("<img") >= 4
     assert pd.Series(e["sizes"]["a"]).sum() == pytest.approx(1.0)
+
+
+def test_far_smaller_snapshot_no_nan_and_a_message(snaps, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    cust = pd.read_csv(snaps["same"] / "customers.csv").head(25)
+    tx = pd.read_csv(snaps["same"] / "transactions.csv")
+    cust.to_csv(small / "customers.csv", index=False)
+    tx[tx["customer_id"].isin(cust["customer_id"])].to_csv(small / "transactions.csv",
+                                                          index=False)
+    r = runner.invoke(app, ["drift", "-r", str(snaps["a"]), "-c", str(small),
+                            "--out", str(tmp_path / "d"), "-q"])
+    assert r.exit_code in (0, 3), r.output
+    d = json.loads((tmp_path / "d" / "drift.json").read_text())
+    assert any("far smaller" in reason for reason in d["reasons"])
+    for f in d["features"]:
+        for key in ("psi", "threshold", "p_value"):
+            assert f[key] is not None and np.isfinite(f[key])
+        for t in f["tests"].values():
+            assert t["statistic"] is not None and np.isfinite(t["statistic"])
