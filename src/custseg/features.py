@@ -3,6 +3,9 @@
 One row per customer. Each feature has one definition (:data:`DEFINITIONS`), shown in the report.
 Features in :attr:`FeatureTable.model_numeric` etc. go into the model; ``descriptive`` ones are
 only profiled (they repeat model features in another form, e.g. purchase rate vs. frequency).
+
+Money is summed as DECIMAL(38, 6), exactly: a floating-point sum split across DuckDB's threads
+can differ in its last bits from run to run, and the same input must give the same bytes.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class FeatureTable:
 
 
 _TX_SQL = """
-WITH lines AS (SELECT * FROM tx),
+WITH lines AS (SELECT * EXCLUDE (amount), CAST(amount AS DECIMAL(38, 6)) AS amount FROM tx),
 orders AS (
     SELECT customer_id, order_id,
            min(ts) AS ts,
@@ -86,13 +89,13 @@ base AS (
 SELECT b.customer_id,
        CAST(date_diff('day', CAST(b.last_ts AS DATE), $as_of) AS DOUBLE) AS recency_days,
        CAST(b.frequency AS DOUBLE) AS frequency,
-       b.gross - coalesce(r.returned, 0) AS monetary,
-       b.gross / b.frequency AS avg_order_value,
+       CAST(b.gross - coalesce(r.returned, 0) AS DOUBLE) AS monetary,
+       CAST(b.gross AS DOUBLE) / b.frequency AS avg_order_value,
        CAST(date_diff('day', CAST(b.first_ts AS DATE), $as_of) AS DOUBLE) AS first_purchase_days,
        CASE WHEN b.frequency > 1
             THEN date_diff('second', b.first_ts, b.last_ts) / 86400.0 / (b.frequency - 1) END
             AS mean_gap_days,
-       least(coalesce(r.returned, 0) / b.gross, 1.0) AS return_rate,
+       least(CAST(coalesce(r.returned, 0) AS DOUBLE) / CAST(b.gross AS DOUBLE), 1.0) AS return_rate,
        b.discount_share,
        b.items_per_order
 FROM base b LEFT JOIN returns r USING (customer_id)
@@ -109,7 +112,8 @@ GROUP BY customer_id, {key}
 def _levels(con: duckdb.DuckDBPyConnection, column: str, cfg: FeatureConfig) -> list[str]:
     """The most important levels of a category column (by spend), the rest become 'other'."""
     rows = con.execute(
-        f"SELECT {column} AS level, sum(amount) AS s FROM tx WHERE NOT is_return "
+        f"SELECT {column} AS level, CAST(sum(CAST(amount AS DECIMAL(38, 6))) AS DOUBLE) AS s "
+        f"FROM tx WHERE NOT is_return "
         f"GROUP BY 1 ORDER BY s DESC, level"
     ).fetchall()
     total = sum(r[1] for r in rows) or 1.0
@@ -169,7 +173,7 @@ def transaction_features(tx: TransactionTable, cfg: FeatureConfig,
         groups: dict[str, list[str]] = {}
         parts = [base]
         if "category" in frame.columns:
-            cat = _shares(con, "category", "cat_share", "sum(amount)", cfg,
+            cat = _shares(con, "category", "cat_share", "sum(CAST(amount AS DECIMAL(38, 6)))", cfg,
                           fixed_groups.get("category_share"))
             parts.append(cat)
             groups["category_share"] = list(cat.columns)

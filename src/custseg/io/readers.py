@@ -151,6 +151,12 @@ def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> pd.
         skipinitialspace=False,
         engine="c",
     )
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    header = next(csv.reader([first], delimiter=sep), [])
+    frame = _read_csv_arrow(path, header, sep, enc)
+    if frame is not None:
+        frame.attrs["raw_header"] = header
+        return frame
     try:
         frame = pd.read_csv(path, encoding=enc, **kwargs)
     except UnicodeDecodeError:
@@ -161,6 +167,31 @@ def _read_csv(path: Path, *, delimiter: str | None, encoding: str | None) -> pd.
         frame = pd.read_csv(path, encoding=enc, encoding_errors="replace", **kwargs)
     except pd.errors.EmptyDataError:
         raise InputError("file is empty", file=str(path)) from None
-    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-    frame.attrs["raw_header"] = next(csv.reader([first], delimiter=sep), [])
+    frame.attrs["raw_header"] = header
+    return frame
+
+
+def _read_csv_arrow(path: Path, header: list[str], sep: str, enc: str) -> pd.DataFrame | None:
+    """Read every column as text with pyarrow's multi-threaded parser (2-3x faster than
+    pandas' on large files); None when pyarrow can't (ragged rows, odd quoting, a bad byte...) so
+    that the pandas reader runs and reports the problem precisely."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    if not header or len(set(header)) != len(header):
+        return None
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8" if enc == "utf-8-sig" else enc,
+                                           column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header}, null_values=NA_VALUES,
+                strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError,
+            OSError):
+        return None
+    frame = table.to_pandas()
     return frame
