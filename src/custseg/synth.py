@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custseg.errors import ConfigError
 from custseg.io.writers import write_csv, write_json
@@ -85,6 +86,7 @@ LOCATION_TYPES: tuple[str, ...] = ("urban", "suburban", "rural")
 GENDERS: tuple[str, ...] = ("Female", "Male", "Non-binary")
 
 _DAY = 86_400
+_DIGITS4 = np.array([[ord(c) for c in f"{i:04d}"] for i in range(10_000)], dtype=np.uint8)
 _MONTH_DAYS = 365.25 / 12
 
 # Price level of a line in each category relative to the persona's average line amount
@@ -212,7 +214,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=1.5,
         line_amount=90.0,
         discount=0.10,
-        return_rate=0.04,
+        return_rate=0.06,
         #           Elec  Fash  Groc  Home  Kids  Beau  Spor  Book
         categories=(0.40, 0.25, 0.04, 0.06, 0.01, 0.04, 0.15, 0.05),
         channels=(0.40, 0.45, 0.10, 0.05),
@@ -232,7 +234,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=2.0,
         line_amount=65.0,
         discount=0.25,
-        return_rate=0.03,
+        return_rate=0.045,
         categories=(0.04, 0.04, 0.40, 0.22, 0.25, 0.02, 0.02, 0.01),
         channels=(0.35, 0.15, 0.45, 0.05),
     ),
@@ -244,8 +246,8 @@ _SPECS: tuple[PersonaSpec, ...] = (
         location=(0.30, 0.28, 0.42),
         occupation=(0.02, 0.01, 0.02, 0.32, 0.30, 0.10, 0.12, 0.04, 0.07),
         education=(0.55, 0.35, 0.09, 0.01, 0.00),
-        children=(0, 0.9, 5),
-        partner=0.5,
+        children=(0, 0.5, 3),
+        partner=0.45,
         extra_adult=0.08,
         signup_years=(0.5, 5.0),
         orders_per_month=1.3,
@@ -270,7 +272,7 @@ _SPECS: tuple[PersonaSpec, ...] = (
         orders_per_month=3.0,
         line_amount=55.0,
         discount=0.15,
-        return_rate=0.02,
+        return_rate=0.03,
         categories=(0.04, 0.04, 0.30, 0.22, 0.02, 0.16, 0.02, 0.20),
         channels=(0.25, 0.05, 0.50, 0.20),
     ),
@@ -282,14 +284,14 @@ _SPECS: tuple[PersonaSpec, ...] = (
         location=(0.55, 0.35, 0.10),
         occupation=(0.10, 0.08, 0.06, 0.24, 0.12, 0.02, 0.18, 0.08, 0.12),
         education=(0.25, 0.30, 0.30, 0.12, 0.03),
-        children=(0, 0.8, 4),
+        children=(0, 0.6, 3),
         partner=0.5,
         extra_adult=0.05,
         signup_years=(1.0, 4.0),
         orders_per_month=1.2,
         line_amount=45.0,
         discount=0.30,
-        return_rate=0.03,
+        return_rate=0.04,
         categories=(0.20, 0.35, 0.10, 0.12, 0.04, 0.10, 0.06, 0.03),
         channels=(0.70, 0.15, 0.12, 0.03),
         lapse_months=(4.0, 9.0),
@@ -347,20 +349,37 @@ def _validate(n_customers: int, months: int, seed: int, end_date: str) -> pd.Tim
         raise ConfigError(f"synth: months must be at least 1, got {months}")
     if seed < 0:
         raise ConfigError(f"synth: seed must be a non-negative integer, got {seed}")
+    message = f"synth: cannot parse end_date {end_date!r} as a date (use YYYY-MM-DD)"
     try:
         end = pd.Timestamp(end_date)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"synth: cannot parse end_date {end_date!r} as a date (use YYYY-MM-DD)") from exc
-    if end is pd.NaT or pd.isna(end):
-        raise ConfigError(f"synth: cannot parse end_date {end_date!r} as a date (use YYYY-MM-DD)")
-    return end.normalize().tz_localize(None) if end.tzinfo is not None else end.normalize()
+        raise ConfigError(message) from exc
+    if pd.isna(end):
+        raise ConfigError(message)
+    if end.tzinfo is not None:
+        end = end.tz_localize(None)
+    end = end.normalize()
+    if not pd.Timestamp("1900-01-01") <= end <= pd.Timestamp("2200-12-31"):
+        raise ConfigError(f"synth: end_date must be between 1900-01-01 and 2200-12-31, got {end_date!r}")
+    return end
 
 
-def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """Draw one category index per row of a (rows x categories) probability matrix."""
+def _choice_rows(
+    rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Draw a category index from row ``rows[i]`` of a (rows x categories) probability matrix.
+
+    With ``rows`` omitted, one draw per row. Inverse-CDF sampling through one ``searchsorted``
+    on the rows' cumulative probabilities laid end to end (row ``r`` spans ``r .. r + 1``), so
+    no (draws x categories) temporary is needed.
+    """
+    n_rows, n_cat = probs.shape
+    rows = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
     cum = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cum[:, -1]
-    return np.minimum((u[:, None] > cum).sum(axis=1), probs.shape[1] - 1)
+    cum /= cum[:, -1:]
+    flat = (cum + np.arange(n_rows)[:, None]).ravel()
+    pos = np.searchsorted(flat, rows + rng.random(len(rows)), side="right")
+    return np.clip(pos - rows * n_cat, 0, n_cat - 1)
 
 
 def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
@@ -370,13 +389,46 @@ def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
     return g / g.sum(axis=1, keepdims=True)
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    digits = np.char.zfill(np.asarray(numbers, dtype=np.int64).astype("U"), width)
-    return np.char.add(prefix, digits).astype(object)
+def _ids(prefix: str | np.ndarray, numbers: np.ndarray, width: int) -> pd.api.extensions.ExtensionArray:
+    """Identifiers ``prefix + zero-padded number`` as a ``str`` array, built without Python loops.
+
+    ``prefix`` is one character, or an array of one-character byte codes (one per number).
+    """
+    size = len(numbers)
+    buf = np.empty((size, width + 1), dtype=np.uint8)
+    buf[:, 0] = ord(prefix) if isinstance(prefix, str) else prefix
+    rest = np.asarray(numbers, dtype=np.int64)
+    end = width + 1
+    while end > 1:  # four digits at a time, from the right
+        rest, chunk = np.divmod(rest, 10_000)
+        take = min(4, end - 1)
+        buf[:, end - take : end] = _DIGITS4[chunk][:, 4 - take :]
+        end -= take
+    offsets = np.arange(0, (size + 1) * (width + 1), width + 1, dtype=np.int64)
+    strings = pa.LargeStringArray.from_buffers(size, pa.py_buffer(offsets), pa.py_buffer(buf))
+    return pd.array(strings, dtype="str")
 
 
-def _take(labels: tuple[str, ...], index: np.ndarray) -> np.ndarray:
-    return np.asarray(labels, dtype=object)[index]
+def _order(*keys: tuple[np.ndarray, int]) -> np.ndarray:
+    """Indices sorting rows by several non-negative integer keys (first key most significant).
+
+    Each key comes with an exclusive upper bound; the keys are packed into one int64 when they
+    fit (one fast argsort), otherwise sorted with ``np.lexsort``.
+    """
+    total = 1
+    for _, bound in keys:
+        total *= int(bound)
+    if total < 2**62:
+        packed = np.zeros(len(keys[0][0]), dtype=np.int64)
+        for values, bound in keys:
+            packed = packed * int(bound) + np.asarray(values, dtype=np.int64)
+        return np.argsort(packed)  # deterministic; ties (if any) need no particular order
+    return np.lexsort(tuple(np.asarray(v) for v, _ in reversed(keys)))
+
+
+def _labels(labels: tuple[str, ...], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A ``str`` array of ``labels[codes]``; a code of -1 gives a missing value."""
+    return pd.array(list(labels), dtype="str").take(np.asarray(codes, dtype=np.int64), allow_fill=True)
 
 
 def generate(
@@ -440,7 +492,7 @@ def generate(
 
     epoch = pd.Timestamp("1970-01-01")
     end_day = int((end - epoch).days)
-    start = (end - pd.DateOffset(months=int(months)) + pd.Timedelta(days=1)).normalize()
+    start = end + pd.Timedelta(days=1) - pd.DateOffset(months=int(months))
     start_day = int((start - epoch).days)
     window_days = end_day - start_day + 1
     as_of = end + pd.Timedelta(hours=23, minutes=59, seconds=59)
@@ -521,16 +573,20 @@ def generate(
     ).astype(np.int64)
     sec = day * _DAY + rng.integers(8, 22, n_ord) * 3600 + rng.integers(0, 3600, n_ord)
     # Number orders chronologically (ties by customer) so order ids increase with time.
-    chrono = np.lexsort((cust, sec))
+    chrono = _order((sec - start_day * _DAY, as_of_sec - start_day * _DAY + 1), (cust, n))
     order_num = np.empty(n_ord, dtype=np.int64)
     order_num[chrono] = np.arange(1, n_ord + 1)
-    channel = _choice_rows(rng, chan_p[cust])
+    channel = _choice_rows(rng, chan_p, cust)
     discount = (rng.random(n_ord) < disc_p[cust]).astype(np.int64)
     n_lines = rng.choice(np.arange(1, 4), size=n_ord, p=_LINES_PER_ORDER)
 
-    # Distinct categories within an order: Gumbel top-k on the customer's category mix.
-    keys = np.log(cat_p[cust]) + rng.gumbel(size=(n_ord, len(CATEGORIES)))
-    top = np.argsort(-keys, axis=1)[:, :3]
+    # One category per line from the customer's mix; the lines of a multi-line order have
+    # distinct categories (Gumbel top-k: sampling without replacement, in draw order).
+    top = np.zeros((n_ord, 3), dtype=np.int64)
+    top[:, 0] = _choice_rows(rng, cat_p, cust)
+    multi_idx = np.flatnonzero(n_lines > 1)
+    keys = np.log(cat_p[cust[multi_idx]]) + rng.gumbel(size=(len(multi_idx), len(CATEGORIES)))
+    top[multi_idx] = np.argsort(-keys, axis=1)[:, :3]
     del keys
 
     # ---- order lines ----------------------------------------------------------------------
@@ -587,23 +643,27 @@ def generate(
     t_disc = np.concatenate((discount[line_order[p_rows]], discount[returned]))
     t_amount = np.concatenate((amount[p_rows], r_amount))
     t_qty = np.concatenate((quantity[p_rows], -units))
-    o = np.lexsort((t_dup, t_pos, t_num, t_kind, t_sec))
+    o = _order(
+        (t_sec - start_day * _DAY, as_of_sec - start_day * _DAY + 1),
+        (t_kind, 2),
+        (t_num, n_ord + 1),
+        (t_pos, 3),
+        (t_dup, 2),
+    )
 
     width_c = max(6, len(str(n)))
     width_o = max(7, len(str(n_ord)))
     customer_ids = _ids("C", np.arange(1, n + 1), width_c)
-    order_ids = np.where(
-        t_kind[o] == 0, _ids("O", t_num[o], width_o), _ids("R", t_num[o], width_o)
-    )
+    prefix = np.where(t_kind[o] == 0, ord("O"), ord("R")).astype(np.uint8)
     transactions = pd.DataFrame(
         {
-            "order_id": pd.array(order_ids, dtype="str"),
-            "customer_id": pd.array(customer_ids[t_cust[o]], dtype="str"),
-            "timestamp": pd.to_datetime(t_sec[o], unit="s").as_unit("s"),
+            "order_id": _ids(prefix, t_num[o], width_o),
+            "customer_id": customer_ids.take(t_cust[o]),
+            "timestamp": t_sec[o].astype("datetime64[s]"),
             "amount": t_amount[o].astype(np.float64),
             "quantity": t_qty[o].astype(np.int64),
-            "category": pd.array(_take(CATEGORIES, t_cat[o]), dtype="str"),
-            "channel": pd.array(_take(CHANNELS, t_chan[o]), dtype="str"),
+            "category": _labels(CATEGORIES, t_cat[o]),
+            "channel": _labels(CHANNELS, t_chan[o]),
             "discount_used": t_disc[o].astype(np.int64),
         }
     )
@@ -616,27 +676,25 @@ def generate(
     income_absurd = (~income_missing) & (rng.random(n) < _ABSURD_INCOME)
     income[income_absurd] = _ABSURD_INCOME_VALUE
     gender_missing = rng.random(n) < _MISSING_GENDER
-    gender_labels = _take(GENDERS, gender)
-    gender_labels[gender_missing] = None
 
     customers = pd.DataFrame(
         {
-            "customer_id": pd.array(customer_ids, dtype="str"),
+            "customer_id": customer_ids,
             "age": pd.array(np.where(age_missing, np.nan, age), dtype="Int64"),
-            "gender": pd.array(gender_labels, dtype="str"),
-            "occupation": pd.array(_take(OCCUPATIONS, occupation), dtype="str"),
+            "gender": _labels(GENDERS, np.where(gender_missing, -1, gender)),
+            "occupation": _labels(OCCUPATIONS, occupation),
             "income": pd.array(np.where(income_missing, np.nan, income), dtype="Int64"),
-            "education": pd.array(_take(EDUCATION_LEVELS, education), dtype="str"),
-            "location_type": pd.array(_take(LOCATION_TYPES, location), dtype="str"),
+            "education": _labels(EDUCATION_LEVELS, education),
+            "location_type": _labels(LOCATION_TYPES, location),
             "household_size": household,
             "children": children,
-            "signup_date": pd.to_datetime(signup_day * _DAY, unit="s").as_unit("s"),
+            "signup_date": (signup_day * _DAY).astype("datetime64[s]"),
         }
     )
     truth = pd.DataFrame(
         {
-            "customer_id": pd.array(customer_ids, dtype="str"),
-            "persona": pd.array(_take(PERSONAS, persona), dtype="str"),
+            "customer_id": customer_ids,
+            "persona": _labels(PERSONAS, persona),
         }
     )
 
