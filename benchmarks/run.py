@@ -1,0 +1,314 @@
+"""Run the custseg benchmarks and print one table of results against their targets.
+
+    .venv/bin/python benchmarks/run.py [--quick] [--only kmeans|silhouette|api] [--repeats R]
+
+Cases (see benchmarks/README.md for what each measures and why):
+
+* ``kmeans``     one Lloyd iteration vs scikit-learn and vs the memory-bandwidth bound
+                 (bench_kmeans.py, in this process);
+* ``silhouette`` blocked exact silhouette vs scikit-learn, and the error of sampled estimates
+                 at 100,000 customers (bench_silhouette.py, in this process);
+* ``api``        the scoring API's single-customer p99 latency (bench_api.py, run as a
+                 subprocess when that file exists).
+
+The table's columns: case | custseg | reference | ratio | target | pass/fail. Speed ratios are
+reference time ÷ custseg time (above 1: custseg is faster); the bound ratio is custseg time ÷
+bound. Cases without a target are marked ``info``. The exit status is 0 even when a target
+fails: this is a report; a failed target is printed as FAIL and listed under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import bench_kmeans  # noqa: E402
+import bench_silhouette  # noqa: E402
+
+BENCHES = ("kmeans", "silhouette", "api")
+API_LINE = re.compile(r"api p99 single-customer: ([\d.]+) ms \(target < ([\d.]+) ms\) (PASS|FAIL)")
+API_QUICK_ARGS = ["--requests", "1000", "--batch-requests", "100", "--time-limit", "20"]
+
+
+@dataclass
+class Row:
+    """One line of the table; ``passed`` is None for an informational case."""
+
+    case: str
+    custseg: str
+    reference: str
+    ratio: str
+    target: str
+    passed: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def kmeans_rows(r: bench_kmeans.KMeansResult) -> list[Row]:
+    shape = f"{r.n / 1e6:g}M×{r.d} f32, k={r.k}" if r.n >= 1e6 else f"{r.n:,}×{r.d} f32, k={r.k}"
+    return [
+        Row(
+            f"Lloyd iteration ({shape}) vs scikit-learn, 1 thread",
+            _ms(r.custseg_s),
+            _ms(r.sklearn_s),
+            f"{r.speedup:.2f}",
+            "sklearn/custseg ≥ 1.0",
+            r.speedup >= 1.0,
+        ),
+        Row(
+            "Lloyd iteration vs memory-bandwidth bound",
+            _ms(r.custseg_s),
+            f"{_ms(r.bound_s)} ({r.bandwidth_gbs:.1f} GB/s)",
+            f"{r.to_bound:.2f}",
+            "custseg/bound ≤ 2.0",
+            r.to_bound <= 2.0,
+        ),
+        Row(
+            "Lloyd iteration: scikit-learn vs bound (1 thread; 2 threads)",
+            "—",
+            f"{_ms(r.sklearn_s)}; {_ms(r.sklearn_2t_s)}",
+            f"{r.sklearn_s / r.bound_s:.2f}; {r.sklearn_2t_s / r.bound_s:.2f}",
+            "sklearn/bound",
+            None,
+        ),
+    ]
+
+
+def silhouette_rows(r: bench_silhouette.SilhouetteResult) -> list[Row]:
+    rows = []
+    for c in r.timing:
+        name = f"silhouette n={c.n:,} {c.dtype}"
+        rows.append(
+            Row(
+                f"{name}: time",
+                _s(c.custseg_s),
+                _s(c.sklearn_s),
+                f"{c.speedup:.1f}",
+                "sklearn/custseg ≥ 1.0",
+                c.speedup >= 1.0,
+            )
+        )
+        rows.append(
+            Row(
+                f"{name}: value",
+                f"{c.custseg_value:.7f}",
+                f"{c.sklearn_value:.7f}",
+                f"abs Δ {c.difference:.1e}",
+                "abs Δ ≤ 1e-6",
+                c.difference <= 1e-6,
+            )
+        )
+    sizes = sorted({c.size for c in r.sampling})
+    for c in r.sampling:
+        graded = c.method == "stratified" and c.size == sizes[-1]
+        rows.append(
+            Row(
+                f"sampled silhouette {c.size:,} {c.method} of {r.full_n:,}: error",
+                f"{c.mean:+.4f} ± {c.sd:.4f}",
+                f"exact {r.full_value:.4f}",
+                f"max abs {c.max_abs:.4f}",
+                "max abs ≤ 0.01" if graded else "—",
+                c.max_abs <= 0.01 if graded else None,
+            )
+        )
+    smallest = len(r.segment_sizes) - 1
+    share = r.segment_sizes[smallest] / r.full_n
+
+    def cell(c: bench_silhouette.SamplingCase) -> str:
+        rows_mean, rows_sd = c.count_mean_sd(smallest)
+        return (
+            f"{c.method}: {rows_mean:.0f} ± {rows_sd:.0f} rows, "
+            f"error sd {c.segment_sd(smallest):.4f}"
+        )
+
+    for size in sizes:
+        strat, unif = r.sampling_case(size, "stratified"), r.sampling_case(size, "uniform")
+        s_sd, u_sd = strat.segment_sd(smallest), unif.segment_sd(smallest)
+        rows.append(
+            Row(
+                f"smallest segment ({share:.0%}) silhouette, sample {size:,}",
+                cell(strat),
+                cell(unif),
+                f"{u_sd / s_sd:.2f}" if s_sd > 0 else "—",
+                "uniform sd/stratified sd",
+                None,
+            )
+        )
+    return rows
+
+
+def api_rows(quick: bool, log) -> list[Row]:
+    script = HERE / "bench_api.py"
+    if not script.exists():
+        log("api: benchmarks/bench_api.py not present; skipped")
+        return []
+    attempts = [API_QUICK_ARGS, []] if quick else [[]]
+    proc = None
+    for extra in attempts:
+        log(f"api: running {script.name} {' '.join(extra)}".rstrip())
+        try:
+            proc = subprocess.run(
+                [sys.executable, str(script), *extra],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
+        except subprocess.TimeoutExpired:
+            return [
+                Row(
+                    "API p99 single-customer latency",
+                    "timed out (30 min)",
+                    "—",
+                    "—",
+                    "< 20 ms",
+                    False,
+                )
+            ]
+        match = API_LINE.search(proc.stdout + proc.stderr)
+        if match:
+            p99, target = float(match.group(1)), float(match.group(2))
+            return [
+                Row(
+                    "API p99 single-customer latency (bench_api.py)",
+                    f"{p99:.2f} ms",
+                    "—",
+                    "—",
+                    f"< {target:g} ms",
+                    match.group(3) == "PASS",
+                )
+            ]
+        if "unrecognized arguments" not in proc.stderr:
+            break
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:] if proc else []
+    log("api: no result line; last output:\n  " + "\n  ".join(tail))
+    return [
+        Row(
+            "API p99 single-customer latency (bench_api.py)",
+            f"no result (exit {proc.returncode if proc else '?'})",
+            "—",
+            "—",
+            "< 20 ms",
+            False,
+        )
+    ]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy
+    import scipy
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    blas = sorted(
+        {
+            f"{i.get('internal_api')} {i.get('version')}"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        }
+    )
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores; load average {load[0]:.1f}\n"
+        f"python {platform.python_version()}, numpy {numpy.__version__}, scikit-learn "
+        f"{sklearn.__version__}, scipy {scipy.__version__}, BLAS {', '.join(blas) or '?'}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    head = ("case", "custseg", "reference", "ratio", "target", "pass/fail")
+    cells = [head] + [(r.case, r.custseg, r.reference, r.ratio, r.target, r.verdict) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) + " |"
+        for cell in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these ({', '.join(BENCHES)}); repeat or comma-separate",
+    )
+    p.add_argument("--repeats", type=int, default=None, help="timing repeats (default per case)")
+    args = p.parse_args(argv)
+    only = [n.strip() for item in (args.only or []) for n in item.split(",") if n.strip()]
+    unknown = sorted(set(only) - set(BENCHES))
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)}; available: {', '.join(BENCHES)}")
+    selected = [b for b in BENCHES if not only or b in only]
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    header = machine()
+    rows: list[Row] = []
+    details: list[str] = []
+    if "kmeans" in selected:
+        result = bench_kmeans.run(args.quick, args.repeats, log)
+        rows += kmeans_rows(result)
+        details.append(bench_kmeans.report(result))
+    if "silhouette" in selected:
+        result = bench_silhouette.run(args.quick, args.repeats, log)
+        rows += silhouette_rows(result)
+        details.append(bench_silhouette.report(result))
+    if "api" in selected:
+        rows += api_rows(args.quick, log)
+
+    print(header + ("  [--quick]" if args.quick else ""))
+    for block in details:
+        print()
+        print(block)
+    print()
+    print(table(rows))
+    failed = [r for r in rows if r.passed is False]
+    graded = [r for r in rows if r.passed is not None]
+    print()
+    if failed:
+        print(f"FAIL: {len(failed)} of {len(graded)} targets missed:")
+        for r in failed:
+            print(f"  FAIL  {r.case}  ({r.ratio}; target {r.target})")
+    else:
+        print(f"all {len(graded)} targets met")
+    print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
