@@ -567,7 +567,7 @@ def generate(
     first = np.concatenate(([0], np.cumsum(n_orders_c)[:-1]))
     day = act_lo[cust] + np.floor(rng.random(n_ord) * span[cust]).astype(np.int64)
     # Loyalists have been buying all along: their first order in the window is near its start.
-    loyal = np.flatnonzero(persona == PERSONAS.index("Loyalists"))
+    loyal = np.flatnonzero(np.isin(persona, [i for i, s in enumerate(specs) if s.name == "Loyalists"]))
     day[first[loyal]] = act_lo[loyal] + np.floor(
         rng.random(len(loyal)) * np.minimum(span[loyal], 14)
     ).astype(np.int64)
@@ -694,7 +694,7 @@ def generate(
     truth = pd.DataFrame(
         {
             "customer_id": customer_ids,
-            "persona": _labels(PERSONAS, persona),
+            "persona": _labels(tuple(s.name for s in specs), persona),
         }
     )
 
