@@ -379,10 +379,6 @@ def _finite_or_zero(x: float) -> float:
     return float(x) if np.isfinite(x) else 0.0
 
 
-def feature_drift_to_dict(fd: FeatureDrift) -> dict:
-    return asdict(fd)
-
-
 # ------------------------------------------------------------------------------- segments
 
 

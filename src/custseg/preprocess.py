@@ -165,14 +165,6 @@ class Preprocessor:
     def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
         return self.fit(frame).transform(frame)
 
-    def transform_column(self, name: str, values: np.ndarray) -> np.ndarray:
-        """Apply one numeric column's log/clip (not scaling) — used for profiling."""
-        spec = next(s for s in self.specs_ if s.name == name)
-        x = np.asarray(values, dtype="float64")
-        if spec.log:
-            x = np.log1p(np.maximum(x, 0.0))
-        return x
-
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict:
         if not hasattr(self, "specs_"):

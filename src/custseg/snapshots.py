@@ -140,8 +140,3 @@ def _load_run(path: Path, label: str) -> Snapshot:
                       descriptive=descriptive, as_of=as_of, value_column=value)
     return Snapshot(name=label, path=path, as_of=as_of, features=ft, source="run",
                     labels=labels, model=model, rows=summary.get("rows"))
-
-
-def snapshot_from_frames(name: str, features: FeatureTable) -> Snapshot:
-    """Wrap an in-memory feature table (tests, API users)."""
-    return Snapshot(name=name, path=None, as_of=features.as_of, features=features, source="frame")
