@@ -75,7 +75,8 @@ def fmt_num(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def _money(v: float | None) -> str:
+def fmt_money(v: float | None) -> str:
+    """Money: whole units from 100 up, else two decimals."""
     if v is None or not np.isfinite(v):
         return "n/a"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
@@ -286,7 +287,7 @@ def sizes_plot(labels: Sequence[str], colours: Sequence[str], share: Sequence[fl
             vals = [v or 0.0 for v in value_per_customer]
             ax.barh(y, vals, height=0.6, color=colours)
             for yi, v in zip(y, vals, strict=True):
-                ax.text(v, yi, f" {_money(v)}", va="center", fontsize=8, zorder=4,
+                ax.text(v, yi, f" {fmt_money(v)}", va="center", fontsize=8, zorder=4,
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6,
                               "alpha": 0.85})
             if average_value is not None:
@@ -296,7 +297,7 @@ def sizes_plot(labels: Sequence[str], colours: Sequence[str], share: Sequence[fl
             ax.set_xlim(0, max(vals) * 1.22 if max(vals) > 0 else 1)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
             ax.grid(axis="y", visible=False)
-            ax.set_title("Value per customer" + (f" (dashed: average {_money(average_value)})"
+            ax.set_title("Value per customer" + (f" (dashed: average {fmt_money(average_value)})"
                                                  if average_value is not None else ""))
         return _png(fig)
 

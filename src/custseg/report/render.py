@@ -75,13 +75,6 @@ def _pct(v: float | None, digits: int = 1) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.{digits}f}%"
 
 
-def _money(v: float | None) -> str:
-    """Value per customer: whole units from 100 up, else two decimals."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
-
-
 def _int(v: int | None) -> str:
     return "n/a" if v is None else f"{int(v):,}"
 
@@ -94,7 +87,7 @@ def _env() -> Environment:
     env.filters["pct"] = _pct
     env.filters["num"] = _num
     env.filters["int"] = _int
-    env.filters["money"] = _money
+    env.filters["money"] = plots.fmt_money
     return env
 
 
@@ -338,7 +331,7 @@ class _View:
             if s.revenue_share is not None:
                 t += f", {_pct(s.revenue_share, 0)} of revenue"
             if s.value_per_customer is not None:
-                t += f", {_money(s.value_per_customer)} per customer"
+                t += f", {plots.fmt_money(s.value_per_customer)} per customer"
             parts.append(t)
         alt = "Bar chart of segment sizes" + (" and revenue" if self.has_revenue else "") + \
             ". " + "; ".join(parts) + "."
@@ -406,8 +399,8 @@ class _View:
             tiles.append(("share of revenue", _pct(s.revenue_share),
                           f"{ratio:.1f}× its share of customers"))
         if s.value_per_customer is not None:
-            tiles.append(("value per customer", _money(s.value_per_customer),
-                          f"vs {_money(self.average_value)} for all customers"))
+            tiles.append(("value per customer", plots.fmt_money(s.value_per_customer),
+                          f"vs {plots.fmt_money(self.average_value)} for all customers"))
         if s.segment_id in self.sil_by_segment:
             tiles.append(("mean silhouette", f"{self.sil_by_segment[s.segment_id]:.2f}",
                           f"all segments: {self.r.silhouette.mean:.2f}"))
@@ -620,7 +613,7 @@ def render_summary_md(result: SegmentationResult) -> str:
     for s in segs:
         row = f"| {s.segment_id} | {_md(s.name)} | {s.size:,} | {_pct(s.share)} |"
         if v.has_revenue:
-            row += f" {_pct(s.revenue_share)} | {_money(s.value_per_customer)} |"
+            row += f" {_pct(s.revenue_share)} | {plots.fmt_money(s.value_per_customer)} |"
         lines.append(row)
     lines += ["", "Segments in order of opportunity (by "
               + ("revenue share" if v.has_revenue else "size") + "):", ""]
