@@ -67,8 +67,7 @@ class EvolutionReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return d
+        return asdict(self)
 
 
 def _months_between(a: date | None, b: date | None, fallback: float) -> float:

@@ -579,9 +579,9 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
             raise InputError("column has no values at all (every cell is empty); "
                              "add it to `ignore` in the config to skip it", file=file, column=c)
         if forced != "categorical":
-            vals, bad = parse_numeric(col, file=file, column=c, rows=rows, on_invalid="exclude")
-            if forced == "numeric" and bad.any() and on_invalid == "error":
-                parse_numeric(col, file=file, column=c, rows=rows, on_invalid="error")
+            # a column the config says is numeric must parse; others are numeric if they do
+            vals, bad = parse_numeric(col, file=file, column=c, rows=rows,
+                                      on_invalid=on_invalid if forced == "numeric" else "exclude")
             if forced == "numeric" or not bad.any():
                 v = pd.Series(vals.to_numpy(), index=frame.index)
                 distinct = set(v[keep].dropna().unique().tolist())

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custseg.config import Config, TableConfig
+from custseg.config import Config
 from custseg.errors import InputError, ModelFormatError
 from custseg.model import SegmentModel, load_model
 from custseg.preprocess import Preprocessor
-from custseg.schema import Ledger
 
 Source = str | Path | pd.DataFrame | None
 
@@ -133,4 +132,4 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype("string").astype(object).where(frame.notna(), None)
 
 
-__all__ = ["LoadedModel", "ScoreResult", "score", "records_frame", "Ledger", "TableConfig"]
+__all__ = ["LoadedModel", "ScoreResult", "score", "records_frame"]
