@@ -61,7 +61,8 @@ class SegmentModel:
     def fit(self, X: np.ndarray, *, value: np.ndarray | None = None,
             feature_names: list[str] | None = None,
             previous: SegmentModel | None = None,
-            previous_space: np.ndarray | None = None) -> SegmentModel:
+            previous_space: np.ndarray | None = None,
+            init: np.ndarray | None = None) -> SegmentModel:
         """Fit K-Means and number the segments deterministically.
 
         Parameters
@@ -74,12 +75,20 @@ class SegmentModel:
         previous_space : array of shape (n, p_previous), optional
             The same customers in the previous model's feature space (transformed with its
             preprocessor), when it differs from ``X``: new centroids are computed there.
+        init : array of shape (k, p), optional
+            Starting centroids (e.g. the best fit on a sample): one Lloyd run from them replaces
+            the ``n_init`` random starts.
         """
         X = np.asarray(X, dtype="float64")
         if X.ndim != 2 or X.shape[0] < self.k:
             raise InputError(f"{X.shape[0]} customers are fewer than k={self.k} segments")
-        km = KMeans(n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter,
-                    random_state=self.seed).fit(X)
+        if init is not None:
+            km = KMeans(n_clusters=self.k, init=np.asarray(init, dtype="float64"), n_init=1,
+                        max_iter=self.max_iter, random_state=self.seed).fit(X)
+        else:
+            km = KMeans(n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter,
+                        random_state=self.seed).fit(X)
+        self.init_ = "sample" if init is not None else "k-means++"
         raw_labels = km.labels_
         centers = km.cluster_centers_
         sizes = np.bincount(raw_labels, minlength=self.k)
