@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import multiprocessing as mp
-import os
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,41 +42,15 @@ GROUP_DEFINITIONS = {"category_share": "share of the customer's spend in each ca
 
 @dataclass
 class Image:
-    """An embedded PNG with its alt text and caption (the PNG may still be drawing in the plot
-    worker: ``src`` waits for it)."""
+    """An embedded PNG with its alt text and caption."""
 
-    png: bytes | Future
+    src: str
     alt: str
     caption: str = ""
 
-    @property
-    def src(self) -> str:
-        png = self.png.result() if isinstance(self.png, Future) else self.png
-        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
-
-def _image(png: bytes | Future, alt: str, caption: str = "") -> Image:
-    return Image(png, alt, caption)
-
-
-# above this many customers a second process draws every other chart (2 cores: the report of a
-# million customers renders in ~55% of the time); below it the fork is not worth it
-PARALLEL_PLOTS_MIN = 50_000
-
-
-def plot_pool(n_customers: int) -> ProcessPoolExecutor | None:
-    """A forked worker that draws charts, or None when drawing inline is as good.
-
-    Call it before starting other threads: the worker is forked at once, so it never inherits
-    a lock held by another thread. The charts it draws are byte-identical to inline ones (the
-    same code and matplotlib state, copied by the fork).
-    """
-    if (n_customers < PARALLEL_PLOTS_MIN or (os.cpu_count() or 1) < 2
-            or "fork" not in mp.get_all_start_methods()):
-        return None
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
-    pool.submit(int).result()
-    return pool
+def _image(png: bytes, alt: str, caption: str = "") -> Image:
+    return Image("data:image/png;base64," + base64.b64encode(png).decode("ascii"), alt, caption)
 
 
 def _num(v: float | None, digits: int = 2) -> str:
@@ -148,11 +118,8 @@ class Card:
 class _View:
     """Reads a result once and prepares what the template needs."""
 
-    def __init__(self, result: SegmentationResult,
-                 pool: ProcessPoolExecutor | None = None) -> None:
+    def __init__(self, result: SegmentationResult) -> None:
         self.r = result
-        self.pool = pool
-        self._plots = 0
         self.summary = result.summary()
         self.segs = result.profiles.segments
         self.colours = [plots.segment_colour(i) for i in range(len(self.segs))]
@@ -287,18 +254,11 @@ class _View:
                          "chosen": s.k == sel.k, "notes": ", ".join(notes)})
         return rows
 
-    def _draw(self, fn: Callable[..., bytes], *args: Any, **kw: Any) -> bytes | Future:
-        """Draw a chart here, or (every other one) in the plot worker."""
-        self._plots += 1
-        if self.pool is not None and self._plots % 2 == 0:
-            return self.pool.submit(fn, *args, **kw)
-        return fn(*args, **kw)
-
     def k_image(self) -> Image:
         sel = self.r.selection
         sc = sel.scores
         ks = [s.k for s in sc]
-        png = self._draw(plots.k_selection_plot,
+        png = plots.k_selection_plot(
             ks, [s.inertia for s in sc], [s.silhouette for s in sc], [s.stability for s in sc],
             [s.criteria.get("calinski_harabasz") for s in sc],
             [s.criteria.get("davies_bouldin") for s in sc], sel.k, sel.knee)
@@ -319,7 +279,7 @@ class _View:
         if sil is None or len(sil.values) == 0:
             return None
         ids = [s.segment_id for s in self.segs]
-        png = self._draw(plots.silhouette_plot, sil.values, sil.labels, ids, [s.name for s in self.segs],
+        png = plots.silhouette_plot(sil.values, sil.labels, ids, [s.name for s in self.segs],
                                     self.colours, sil.mean)
         by = self.sil_by_segment
         parts = "; ".join(f"{lab}: {by[s.segment_id]:.2f}" for lab, s in
@@ -340,7 +300,7 @@ class _View:
             return None
         order = {int(sid): i for i, sid in enumerate(m.segment_ids)}
         centroids = np.array([m.centroids[order[s.segment_id]] for s in self.segs])
-        png = self._draw(plots.segment_map_plot, m.points, m.labels, centroids,
+        png = plots.segment_map_plot(m.points, m.labels, centroids,
                                      [s.segment_id for s in self.segs],
                                      [s.name for s in self.segs], self.colours,
                                      m.explained_variance)
@@ -362,7 +322,7 @@ class _View:
 
     # ---------------------------------------------------------------- segment overview
     def sizes_image(self) -> Image:
-        png = self._draw(plots.sizes_plot, self.labels, self.colours, [s.share for s in self.segs],
+        png = plots.sizes_plot(self.labels, self.colours, [s.share for s in self.segs],
                                [s.revenue_share for s in self.segs],
                                [s.value_per_customer for s in self.segs], self.average_value)
         parts = []
@@ -382,7 +342,7 @@ class _View:
         if not feats:
             return None
         z = np.array([[s.z[c] for s in self.segs] for c in feats], dtype="float64")
-        png = self._draw(plots.profile_heatmap, z, [feature_label(c) for c in feats], self.labels,
+        png = plots.profile_heatmap(z, [feature_label(c) for c in feats], self.labels,
                                     self.colours)
         tops = []
         for lab, s in zip(self.labels, self.segs, strict=True):
@@ -463,7 +423,7 @@ class _View:
         has_levels = any(d["kind"] != "numeric" for d in items)
         xlabel = "difference from all customers, in SD" + (
             "\n(for a category level, 20 points of share count as 1)" if has_levels else "")
-        png = self._draw(plots.distinguishing_plot, [d["label"] for d in items], [d["score"] for d in items],
+        png = plots.distinguishing_plot([d["label"] for d in items], [d["score"] for d in items],
                                         notes, colour, xlabel)
         alt = (f"Bar chart of what distinguishes {lab} from all customers: "
                + "; ".join(f"{d['label']} {d['score']:+.1f} ({t})"
@@ -537,7 +497,7 @@ class _View:
                 lo=lo, hi=hi, log=log, discrete=discrete))
         if not panels:
             return None
-        png = self._draw(plots.distributions_plot, panels, colour, lab)
+        png = plots.distributions_plot(panels, colour, lab)
         alt = (f"Histograms of {len(panels)} key features for {lab} against all customers: "
                + "; ".join(f"{p.title} median {plots.fmt_num(p.segment_median)} vs "
                            f"{plots.fmt_num(p.population_median)}" for p in panels) + ".")
@@ -604,13 +564,10 @@ def _colour_names(colours: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ entry points
 
 
-def render_report(result: SegmentationResult, pool: ProcessPoolExecutor | None = None) -> str:
+def render_report(result: SegmentationResult) -> str:
     """The HTML report: overview, how k was chosen, the segment map, the segments and one card
-    per segment with evidence, charts, insights and actions. One self-contained file.
-
-    ``pool`` (see :func:`plot_pool`) draws every other chart in a second process.
-    """
-    v = _View(result, pool)
+    per segment with evidence, charts, insights and actions. One self-contained file."""
+    v = _View(result)
     sel = result.selection
     return _env().get_template("report.html").render(
         r=result, v=v, sel=sel, summary=v.summary,
