@@ -253,15 +253,20 @@ def parse_numeric(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
         return values, np.zeros(len(raw), dtype=bool)
     text = raw.astype("string").str.strip()
     text = text.where(text != "")
-    try:  # fast path: plain numbers parse in one vectorised cast (no regex)
-        values = pd.Series(pc.cast(pa.array(text, from_pandas=True), pa.float64())
-                           .to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
+    arr = pa.array(text, from_pandas=True)
+    try:  # fast path: plain numbers parse in one vectorised cast (no regex), all in Arrow/numpy
+        parsed = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # "nan" and "inf" cast, but they are not numbers a table should hold
+        bad = pc.is_valid(arr).to_numpy(zero_copy_only=False) & ~np.isfinite(parsed)
+        if bad.any():
+            parsed = np.where(bad, np.nan, parsed)
+        values = pd.Series(parsed, index=raw.index, dtype="float64")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         cleaned = text.str.replace(r"^[£$€¥]\s*|(?<=\d),(?=\d{3}(\D|$))", "", regex=True)
         values = pd.to_numeric(cleaned, errors="coerce").astype("float64")
-    bad = (text.notna() & (text != "") & values.isna()).to_numpy()
-    bad |= np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
-    values = values.where(~bad)
+        bad = (text.notna() & (text != "") & values.isna()).to_numpy()
+        bad |= np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
+        values = values.where(~bad)
     if bad.any() and on_invalid == "error":
         row, value = _first_bad(rows, raw, bad)
         raise InputError(f"cannot parse as a number ({int(bad.sum())} such values)",
