@@ -89,11 +89,32 @@ class SegmentationConfig(_Strict):
     silhouette_sample: int = Field(default=4_000, ge=100)
     bootstrap: int = Field(default=5, ge=0, le=50)
     n_init: int = Field(default=10, ge=1)
+    final_fit: Literal["from-sample", "full"] = Field(
+        default="from-sample",
+        description="above selection_sample customers, the final K-Means starts from the centroids "
+        "of the best selection fit on the sample and runs once on all customers ('from-sample'), "
+        "or runs n_init times from scratch on all customers ('full', the slow reference path)",
+    )
     threads: int = Field(
         default=1, ge=1, le=256,
         description="threads for K-Means and distances; 1 is fastest on the small shared machines "
         "measured so far (OpenMP with 2 threads ran 2-30x slower there)",
     )
+    k_workers: int = Field(
+        default=2, ge=1, le=64,
+        description="k values scored side by side while choosing k (threads; each K-Means still "
+        "uses `threads`); the chosen k and every score are the same for any value",
+    )
+    transactions_engine: Literal["auto", "duckdb", "pandas"] = Field(
+        default="auto",
+        description="where a transactions CSV/Parquet file is cleaned: in DuckDB straight from the "
+        "file (any size, spills to disk), in pandas, or auto (DuckDB from 64 MB); the same rules "
+        "and results either way",
+    )
+    duckdb_memory_limit: str | None = Field(
+        default=None, description="memory DuckDB may use, e.g. '2GB' (default: DuckDB's 80% of RAM); "
+        "beyond it DuckDB spills to duckdb_temp_directory")
+    duckdb_temp_directory: str | None = None
     on_invalid: Literal["error", "exclude"] = Field(
         default="error",
         description="unparseable values in a required column: stop with an error, or exclude the row",

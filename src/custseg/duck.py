@@ -1,0 +1,511 @@
+"""Transactions files cleaned and aggregated inside DuckDB, never loaded into pandas.
+
+:func:`custseg.schema.prepare_transactions` types and cleans a transactions log held in a pandas
+frame: fine for a few million lines, too slow and too big for tens of millions (every cell a
+Python string). This module applies **the same rules, in the same order, with the same reasons
+and error messages** in DuckDB SQL over the file itself (CSV or Parquet), keeps the clean lines
+in a DuckDB table ``tx``, and hands it to :func:`custseg.features.transaction_features`, whose
+feature SQL is the one both paths use. DuckDB streams the file, runs on every core and spills
+to disk beyond its memory limit, so the file may be larger than memory.
+
+Tests (tests/test_duck.py) prove both paths give the same ledger, the same exclusions (row by
+row) and the same features on synthetic logs with every kind of defect and on the real Online
+Retail files. What SQL cannot reproduce exactly is handed back to the pandas path
+(:class:`Unsupported`): a text encoding other than UTF-8, a date column whose values match no
+single known format, a header with repeated names.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from custseg.config import FeatureConfig, TableConfig
+from custseg.errors import InputError
+from custseg.features import Behaviour, transaction_features
+from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
+from custseg.schema import DATE_FORMATS, TRANSACTION_ROLES, Ledger, detect_roles
+
+RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")
+DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")
+# files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
+AUTO_MIN_BYTES = 64 * 1024 * 1024
+AUTO_MIN_ROWS = 1_000_000
+STEPS = 7  # progress steps of the cleaning
+
+
+class Unsupported(Exception):
+    """The file needs something only the pandas path does; use it instead."""
+
+
+def wants_duckdb(source: object, mode: str) -> bool:
+    """Whether a transactions source is read by this module (``mode``: auto, always, never)."""
+    if mode == "never" or not isinstance(source, str | Path):
+        return False
+    path = Path(source)
+    suffix = "".join(s.lower() for s in path.suffixes[-2:])
+    if not (suffix.endswith(".parquet") or suffix.endswith(".csv") or suffix.endswith(".csv.gz")
+            or suffix.endswith(".tsv") or suffix.endswith(".txt")):
+        return False
+    if mode == "always":
+        return True
+    try:
+        if suffix.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows >= AUTO_MIN_ROWS
+        return path.stat().st_size >= AUTO_MIN_BYTES
+    except Exception:  # unreadable: let the reader report it
+        return False
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None,
+            temp_directory: str | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {int(threads or os.cpu_count() or 1)}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET preserve_insertion_order = true")
+    if memory_limit:
+        con.execute("SET memory_limit = ?", [memory_limit])
+    if temp_directory:
+        con.execute("SET temp_directory = ?", [temp_directory])
+    return con
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------------ the source
+
+
+def _load_source(con: duckdb.DuckDBPyConnection, path: Path, *, delimiter: str | None,
+                 encoding: str | None) -> tuple[list[str], dict[str, str]]:
+    """Create table ``raw`` (every column as in the file, plus ``__row``: the 1-based data row).
+
+    Returns the column names and their DuckDB types.
+    """
+    name = str(path)
+    if not path.exists():
+        raise InputError("file not found", file=name)
+    if path.is_dir():
+        raise InputError("expected a file but this is a folder", file=name)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty", file=name)
+    if path.name.lower().endswith(".parquet"):
+        src = f"read_parquet({_lit(name)}, file_row_number = true)"
+        try:
+            con.execute(f"CREATE VIEW raw AS SELECT * EXCLUDE (file_row_number), "
+                        f"file_row_number + 1 AS __row FROM {src}")
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read file ({str(exc).splitlines()[0]})", file=name) from None
+    else:
+        sample = _open_sample(path)
+        if not sample.strip():
+            raise InputError("file is empty", file=name)
+        enc = encoding or sniff_encoding(sample)
+        if enc.lower().replace("_", "-") not in ("utf-8", "utf-8-sig", "utf8"):
+            raise Unsupported(f"encoding {enc}")
+        text = sample.decode("utf-8", errors="replace").lstrip("\ufeff")
+        sep = delimiter or sniff_delimiter(text)
+        first = text.splitlines()[0] if text.strip() else ""
+        header = [h.strip() for h in next(csv.reader([first], delimiter=sep), [])]
+        if not header or len(set(header)) != len(header) or "__row" in header:
+            raise Unsupported("header")
+        nulls = "[" + ", ".join(_lit(v) for v in NA_VALUES) + "]"
+        cols = "{" + ", ".join(f"{_lit(h)}: 'VARCHAR'" for h in header) + "}"
+        try:
+            con.execute(
+                f"CREATE TABLE raw0 AS SELECT * FROM read_csv({_lit(name)}, all_varchar = true, "
+                f"header = true, delim = {_lit(sep)}, quote = '\"', escape = '\"', "
+                f"nullstr = {nulls}, columns = {cols}, strict_mode = true, "
+                f"null_padding = false, auto_detect = false, parallel = true)")
+        except duckdb.Error as exc:
+            raise Unsupported(str(exc).splitlines()[0]) from None
+        # a freshly created table keeps the file's order: rowid is the data row - 1
+        con.execute("CREATE VIEW raw AS SELECT *, rowid + 1 AS __row FROM raw0")
+    desc = con.execute("SELECT * FROM raw LIMIT 0").description
+    types = {d[0]: str(d[1]) for d in desc if d[0] != "__row"}
+    columns = list(types)
+    if not columns:
+        raise InputError("file has no columns", file=name)
+    n = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    if n == 0:
+        raise InputError(f"file has a header but no data rows (columns: {', '.join(columns)})",
+                         file=name)
+    return columns, types
+
+
+def _is_text(duck_type: str) -> bool:
+    return duck_type.upper() in ("VARCHAR", "TEXT", "STRING") or duck_type.upper().startswith(
+        "VARCHAR")
+
+
+def _is_numeric(duck_type: str) -> bool:
+    t = duck_type.upper()
+    return (t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"))
+
+
+# ------------------------------------------------------------------------------ typed expressions
+
+
+def _text_expr(col: str, duck_type: str) -> str:
+    """``schema._text``: stripped text, empty as missing."""
+    c = _q(col)
+    base = c if _is_text(duck_type) else f"CAST({c} AS VARCHAR)"
+    return f"nullif(trim({base}), '')"
+
+
+def _id_expr(col: str, duck_type: str) -> str:
+    """``schema.clean_ids``: "17850.0" -> "17850"."""
+    if _is_numeric(duck_type) and "." not in duck_type:
+        return f"CAST({_q(col)} AS VARCHAR)"
+    t = _text_expr(col, duck_type)
+    # the regular expression only where it can match (a dot): most ids have none
+    return (f"CASE WHEN contains({t}, '.') THEN regexp_replace({t}, '^(-?[0-9]+)\\.0+$', '\\1') "
+            f"ELSE {t} END")
+
+
+def _num_expr(col: str, duck_type: str) -> tuple[str, str]:
+    """``schema.parse_numeric``: (value, is-unparseable) expressions."""
+    c = _q(col)
+    if _is_numeric(duck_type):
+        v = f"CAST({c} AS DOUBLE)"
+        return v, f"coalesce(isinf({v}), false)"
+    t = _text_expr(col, duck_type)
+    # a leading currency symbol and thousands separators, as the pandas path strips them
+    stripped = f"regexp_replace({t}, '^[£$€¥][[:space:]]*', '')"
+    for _ in range(3):  # RE2 has no look-around: one separator group per pass
+        stripped = f"regexp_replace({stripped}, '([0-9]),([0-9]{{3}})([^0-9]|$)', '\\1\\2\\3', 'g')"
+    fast = f"TRY_CAST({t} AS DOUBLE)"
+    slow = f"TRY_CAST({stripped} AS DOUBLE)"
+    v = f"coalesce({fast}, {slow})"
+    bad = f"({t} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR isinf({v})))"
+    return f"CASE WHEN {bad} THEN NULL ELSE {v} END", bad
+
+
+def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
+                        fmt: str | None) -> str | None:
+    """``schema.parse_dates``' choice of one format for the column, checked on all of it.
+
+    Returns None for a column already typed as a date/timestamp.
+    """
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return None
+    text = _text_expr(col, duck_type)
+    present = con.execute(f"SELECT count(*) FROM raw WHERE {text} IS NOT NULL").fetchone()[0]
+    if present == 0:
+        return DATE_FORMATS[0]
+    # the pandas path scores formats on up to 2,000 values spread evenly over the column
+    m = min(present, 2000)
+    sample = [r[0] for r in con.execute(
+        f"WITH p AS (SELECT {text} AS v, row_number() OVER (ORDER BY __row) - 1 AS i "
+        f"FROM raw WHERE {text} IS NOT NULL) SELECT v FROM p WHERE i IN "
+        f"(SELECT DISTINCT CAST(floor(x * {present - 1} / {max(m - 1, 1)}) AS BIGINT) "
+        f"FROM range({m}) r(x)) ORDER BY i").fetchall()]
+    formats = [fmt] if fmt else DATE_FORMATS
+    s = pd.Series(sample, dtype="string")
+    ok = [(f, int(pd.to_datetime(s, format=f, errors="coerce").notna().sum())) for f in formats]
+    for f, n_ok in ok:
+        if n_ok != len(s):
+            continue
+        bad = con.execute(f"SELECT count(*) FROM raw WHERE {text} IS NOT NULL AND "
+                          f"try_strptime({text}, {_lit(f)}) IS NULL").fetchone()[0]
+        if bad == 0:
+            return f
+    best, best_ok = max(ok, key=lambda x: x[1])
+    if best_ok == 0 and not fmt:
+        raise Unsupported("mixed date formats")
+    return best
+
+
+def _date_expr(col: str, duck_type: str, fmt: str | None) -> tuple[str, str]:
+    c = _q(col)
+    if fmt is None:
+        v = f"CAST({c} AS TIMESTAMP)"
+        bad = "false"
+    else:
+        t = _text_expr(col, duck_type)
+        parsed = f"try_strptime({t}, {_lit(fmt)})"
+        # dates outside 1800..2261 are unparseable, as in the pandas path
+        v = (f"CASE WHEN {parsed} >= TIMESTAMP '1800-01-01' AND {parsed} < TIMESTAMP '2262-01-01' "
+             f"THEN {parsed} END")
+        bad = f"({t} IS NOT NULL AND {v} IS NULL)"
+    return v, bad
+
+
+# ---------------------------------------------------------------------------------- the cleaning
+
+
+@dataclass
+class SqlTransactions:
+    """A transactions file cleaned in DuckDB: table ``tx`` of ``con`` holds the clean lines."""
+
+    con: duckdb.DuckDBPyConnection
+    file: str
+    roles: dict[str, str]
+    as_of: date
+
+    def behaviour(self, cfg: FeatureConfig,
+                  fixed_groups: dict[str, list[str]] | None = None) -> Behaviour:
+        beh, groups = transaction_features(None, cfg, fixed_groups, con=self.con,
+                                           as_of=self.as_of)
+        ids = self.con.execute("SELECT DISTINCT customer_id FROM tx").fetchnumpy()["customer_id"]
+        return Behaviour(frame=beh, groups=groups, as_of=self.as_of,
+                         customer_ids=pd.Index(np.asarray(ids, dtype=object)), file=self.file)
+
+    def seen_ids(self) -> pd.Index:
+        """Every customer id in the file, clean lines or not."""
+        ids = self.con.execute("SELECT id FROM seen").fetchnumpy()["id"]
+        return pd.Index(np.asarray(ids, dtype=object))
+
+    def restrict_to_customers(self, known_ids: pd.Index, ledger: Ledger) -> None:
+        """:func:`custseg.schema.restrict_to_customers`: lines of customers missing from the
+        customers table are excluded."""
+        con = self.con
+        con.register("__known", pd.DataFrame({"customer_id": np.asarray(known_ids, dtype=object)}))
+        unk = con.execute("SELECT row, customer_id, is_return FROM clean "
+                          "ANTI JOIN __known USING (customer_id) ORDER BY row").df()
+        con.unregister("__known")
+        if len(unk) == 0:
+            return
+        ledger.exclude_rows("transactions", unk["row"].to_numpy(),
+                            unk["customer_id"].astype(object),
+                            "customer not in the customers table")
+        ledger.sources["transactions"].returns -= int(unk["is_return"].sum())
+        con.register("__unknown", unk[["row"]])
+        con.execute("DELETE FROM clean WHERE row IN (SELECT row FROM __unknown)")
+        con.unregister("__unknown")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def prepare_transactions_sql(path: str | Path, cfg: TableConfig, *, ledger: Ledger,
+                             as_of: date | None, on_invalid: str = "error",
+                             window_days: int | None = None,
+                             delimiter: str | None = None, encoding: str | None = None,
+                             threads: int | None = None, memory_limit: str | None = None,
+                             temp_directory: str | None = None,
+                             progress: Callable[[str, int, int], None] | None = None,
+                             ) -> SqlTransactions:
+    """:func:`custseg.schema.prepare_transactions` for a file, in DuckDB.
+
+    Raises :class:`Unsupported` (before touching the ledger) when the pandas path must be used.
+    """
+    path = Path(path)
+    file = str(path)
+    con = connect(threads, memory_limit, temp_directory)
+    try:
+        return _prepare(con, path, file, cfg, ledger=ledger, as_of=as_of, on_invalid=on_invalid,
+                        window_days=window_days, delimiter=delimiter, progress=progress,
+                        encoding=encoding)
+    except BaseException:
+        con.close()
+        raise
+
+
+def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
+             as_of: date | None, on_invalid: str, window_days: int | None,
+             delimiter: str | None, encoding: str | None,
+             progress: Callable[[str, int, int], None] | None = None) -> SqlTransactions:
+    steps = iter(range(1, STEPS + 1))
+
+    def step() -> None:
+        if progress:
+            progress("clean (DuckDB)", next(steps), STEPS)
+
+    columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
+    step()
+    roles = detect_roles(columns, TRANSACTION_ROLES, cfg, file)
+    for need in ("customer_id", "timestamp"):
+        if need not in roles:
+            what = "customer id" if need == "customer_id" else "order date/time"
+            raise InputError(f"no {what} column found; name it in the config "
+                             f"([transactions.columns] {need} = \"...\"). "
+                             f"Columns seen: {', '.join(columns)}", file=file)
+    if "amount" not in roles and not {"quantity", "unit_price"} <= roles.keys():
+        raise InputError("no amount column found, and no quantity and unit price to compute it "
+                         "from; name it in the config ([transactions.columns] amount = \"...\"). "
+                         f"Columns seen: {', '.join(columns)}", file=file)
+    date_col = roles["timestamp"]
+    date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
+
+    # ---- typed columns, once
+    id_col = roles["customer_id"]
+    sel = ["__row", f"{_id_expr(id_col, types[id_col])} AS id"]
+    ts_v, ts_bad = _date_expr(date_col, types[date_col], date_fmt)
+    sel += [f"{ts_v} AS ts", f"{ts_bad} AS ts_bad", f"{_text_expr(date_col, types[date_col])} AS ts_text"]
+    for role in ("quantity", "unit_price", "amount"):
+        if role in roles:
+            v, bad = _num_expr(roles[role], types[roles[role]])
+            sel += [f"{v} AS {role}", f"{bad} AS {role}_bad"]
+    if "order_id" in roles:
+        sel.append(f"{_id_expr(roles['order_id'], types[roles['order_id']])} AS order_raw")
+    for role in ("category", "channel"):
+        if role in roles:
+            sel.append(f"{_text_expr(roles[role], types[roles[role]])} AS {role}")
+    if "is_return" in roles:
+        sel.append(f"lower({_text_expr(roles['is_return'], types[roles['is_return']])}) AS flag")
+    if "discount" in roles:
+        dv, dbad = _num_expr(roles["discount"], types[roles["discount"]])
+        dt = _text_expr(roles["discount"], types[roles["discount"]])
+        sel += [f"{dv} AS disc_num", f"{dbad} AS disc_bad", f"lower({dt}) AS disc_text"]
+    # exact duplicates of the raw row (all columns), all but the first
+    raw_cols = ", ".join(_q(c) for c in columns)
+    step()
+    con.execute(f"CREATE TEMP TABLE lines AS SELECT {', '.join(sel)}, "
+                f"hash({raw_cols}) AS __h FROM raw")
+    step()
+    # candidates share a hash of the whole raw row; only they are compared column by column
+    con.execute(f"""
+        CREATE TEMP TABLE dups AS
+        WITH cand AS (SELECT __h FROM lines GROUP BY __h HAVING count(*) > 1),
+        rows AS (SELECT * FROM raw WHERE __row IN
+                 (SELECT __row FROM lines SEMI JOIN cand USING (__h) WHERE id IS NOT NULL))
+        SELECT __row FROM (SELECT __row, row_number() OVER (PARTITION BY {raw_cols}
+                                                          ORDER BY __row) AS k FROM rows)
+        WHERE k > 1""")
+
+    # one pass for the row count and the first unparseable value of each column
+    checks = [(date_col, "ts_bad", f"cannot parse as a date with format {date_fmt}")] \
+        if date_fmt else []
+    for role in ("quantity", "unit_price", "amount"):
+        if role in roles:
+            checks.append((roles[role], f"{role}_bad", "cannot parse as a number"))
+    aggs = ["count(*)", "count(id)"]
+    for _, flag, _ in checks:
+        aggs += [f"count(*) FILTER (WHERE {flag})", f"min(__row) FILTER (WHERE {flag})"]
+    step()
+    stats = con.execute(f"SELECT {', '.join(aggs)} FROM lines").fetchone()
+    n_rows, n_ids = stats[0], stats[1]
+    src = ledger.source("transactions", file, int(n_rows))
+    if n_ids == 0:
+        raise InputError("column has no values at all (every cell is empty)", file=file,
+                         column=id_col)
+    if on_invalid == "error":
+        # the pandas path parses the date column first, then quantity, price and amount
+        for i, (col, _, msg) in enumerate(checks):
+            n_bad, row = stats[2 + 2 * i], stats[3 + 2 * i]
+            if n_bad:
+                value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?",
+                                    [row]).fetchone()[0]
+                raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
+                                 row=int(row), value=value)
+
+    # ---- the rules, in the pandas path's order; a row gets the first reason that applies
+    reasons: list[tuple[str, str]] = [
+        ("missing customer_id", "id IS NULL"),
+        ("duplicate row", "__row IN (SELECT __row FROM dups)"),
+    ]
+    if date_fmt:
+        reasons.append(("unparseable date", "ts_bad"))
+    reasons.append(("missing date", "ts IS NULL"))
+    first = "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for r, c in reasons) + " END"
+    top, kept_ts = con.execute(f"SELECT max(ts), count(ts) FROM lines WHERE {first} IS NULL"
+                               ).fetchone()
+    if not kept_ts:
+        raise InputError("column has no values at all (every cell is empty)", file=file,
+                         column=date_col)
+    if as_of is None:
+        as_of = top.date()
+    cutoff = as_of + timedelta(days=1)
+    later: list[tuple[str, str]] = [
+        ("dated after the as-of date", f"ts >= TIMESTAMP '{cutoff.isoformat()}'")]
+    if window_days is not None:
+        start = cutoff - timedelta(days=window_days)
+        later.append((f"dated before the {window_days}-day feature window",
+                      f"ts < TIMESTAMP '{start.isoformat()}'"))
+    for role in ("quantity", "unit_price", "amount"):
+        if role in roles:
+            later.append((f"unparseable {role}", f"{role}_bad"))
+    amount = "amount" if "amount" in roles else "(quantity * unit_price)"
+    if "unit_price" in roles:
+        later.append(("zero or negative unit price", "unit_price <= 0"))
+    later.append(("zero or missing amount", f"coalesce({amount}, 0) = 0"))
+    reason = "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for r, c in [*reasons, *later]) + " END"
+    con.execute(f"CREATE TEMP VIEW judged AS SELECT *, {reason} AS reason FROM lines")
+    # "no values at all" among the kept rows, for each number column (pandas: num()): the
+    # rows the pandas path still keeps when it checks the column are those with no reason or
+    # one of the rules that come after the column's own
+    later_names = [r for r, _ in later]
+    empty = []
+    for role in ("quantity", "unit_price", "amount"):
+        if role in roles:
+            after = ", ".join(_lit(r) for r in later_names[later_names.index(f"unparseable {role}"):])
+            empty.append((role, f"count({role}) FILTER (WHERE reason IS NULL OR reason IN ({after}))"))
+    got = con.execute(f"SELECT {', '.join(e for _, e in empty)} FROM judged").fetchone()
+    for (role, _), n in zip(empty, got, strict=True):
+        if n == 0:
+            raise InputError("column has no values at all (every cell is empty)", file=file,
+                             column=roles[role])
+
+    # ---- the clean lines
+    ret = [f"coalesce({amount} < 0, false)"]
+    if "quantity" in roles:
+        ret.append("coalesce(quantity < 0, false)")
+    if "order_id" in roles:
+        ret.append("coalesce(starts_with(upper(order_raw), 'C'), false)")
+    if "is_return" in roles:
+        ret.append(f"coalesce(flag IN ({', '.join(_lit(f) for f in RETURN_FLAGS)}), false)")
+    is_return = " OR ".join(f"({r})" for r in ret)
+    order = ("coalesce(order_raw, '')" if "order_id" in roles
+             else "id || '@' || CAST(ts AS VARCHAR)")
+    out = ["id AS customer_id", f"{order} AS order_id", "ts",
+           f"CASE WHEN {is_return} THEN -abs({amount}) ELSE abs({amount}) END AS amount",
+           f"({is_return}) AS is_return", "__row AS row"]
+    if "quantity" in roles:
+        out.append("abs(quantity) AS quantity")
+    for role in ("category", "channel"):
+        if role in roles:
+            out.append(f"coalesce({role}, 'Unknown') AS {role}")
+    if "discount" in roles:
+        flags = ", ".join(_lit(f) for f in DISCOUNT_FLAGS)
+        out.append("CASE WHEN disc_num IS NOT NULL THEN CAST(disc_num > 0 AS DOUBLE) "
+                   "WHEN disc_bad AND disc_text IS NOT NULL "
+                   f"THEN CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
+        # the pandas path reads the whole column as yes/no flags once any value is not a number
+        any_flag = con.execute("SELECT bool_or(disc_bad) FROM lines").fetchone()[0]
+        if any_flag:
+            out[-1] = (f"CASE WHEN disc_text IS NULL THEN NULL "
+                       f"ELSE CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
+    step()
+    con.execute(f"CREATE TEMP TABLE clean AS SELECT {', '.join(out)} FROM judged "
+                f"WHERE reason IS NULL")
+    con.execute("CREATE VIEW tx AS SELECT * FROM clean")
+
+    # ---- the ledger: every excluded row with its reason, in row order within a reason
+    step()
+    excl = con.execute("SELECT reason, __row AS row, id AS customer_id FROM judged "
+                       "WHERE reason IS NOT NULL ORDER BY __row").df()
+    order_of = [r for r, _ in reasons] + [r for r, _ in later]
+    for reason in order_of:
+        part = excl[excl["reason"] == reason]
+        if len(part):
+            ids = None if reason == "missing customer_id" else part["customer_id"].astype(object)
+            ledger.exclude_rows("transactions", part["row"].to_numpy(), ids, reason)
+    src.returns = int(con.execute("SELECT count(*) FROM clean WHERE is_return").fetchone()[0])
+    # only the clean lines and the ids are needed from here on: free the rest
+    con.execute("CREATE TEMP TABLE seen AS SELECT DISTINCT id FROM lines WHERE id IS NOT NULL")
+    con.execute("DROP VIEW judged")
+    con.execute("DROP TABLE dups")
+    con.execute("DROP TABLE lines")
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'raw0'").fetchone()[0]:
+        con.execute("DROP VIEW raw")
+        con.execute("DROP TABLE raw0")
+    step()
+    return SqlTransactions(con=con, file=file, roles=roles, as_of=as_of)

@@ -1,0 +1,136 @@
+"""Transactions cleaned in DuckDB (custseg.duck) == transactions cleaned in pandas (schema.py).
+
+Same ledger (rows read, exclusions by reason, returns), the same excluded rows one by one, the
+same as-of date and the same features for every customer, on a synthetic log with every kind of
+defect, on Parquet, with a customers table, and on the real Online Retail file; and the same
+errors for bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custseg.config import Config
+from custseg.errors import InputError
+from custseg.pipeline import prepare_data
+
+
+def _cfg(engine: str, **seg) -> Config:
+    return Config.model_validate({"segmentation": {"transactions_engine": engine, **seg}})
+
+
+def _both(**kw):
+    seg = kw.pop("seg", {})
+    pandas = prepare_data(config=_cfg("pandas", **seg), **kw)
+    duck = prepare_data(config=_cfg("duckdb", **seg), **kw)
+    assert pandas.transactions_engine == "pandas"
+    assert duck.transactions_engine == "duckdb"  # not a silent fallback to pandas
+    return pandas, duck
+
+
+def _assert_same(pandas, duck) -> None:
+    assert duck.as_of == pandas.as_of
+    assert {k: v.to_dict() for k, v in duck.ledger.sources.items()} == \
+        {k: v.to_dict() for k, v in pandas.ledger.sources.items()}
+    ep, ed = pandas.ledger.excluded_frame(), duck.ledger.excluded_frame()
+    pd.testing.assert_frame_equal(ed.reset_index(drop=True), ep.reset_index(drop=True),
+                                  check_dtype=False)
+    fp, fd = pandas.features, duck.features
+    assert fd.numeric == fp.numeric and fd.descriptive == fp.descriptive
+    assert fd.groups == fp.groups
+    assert list(fd.frame.index) == list(fp.frame.index)
+    cols = [c for c in fp.frame.columns if pd.api.types.is_numeric_dtype(fp.frame[c])]
+    assert list(fd.frame.columns) == list(fp.frame.columns)
+    np.testing.assert_allclose(fd.frame[cols].to_numpy(dtype="float64"),
+                               fp.frame[cols].to_numpy(dtype="float64"), rtol=1e-12, atol=1e-9)
+
+
+@pytest.fixture()
+def messy_log(tmp_path: Path, synth_files) -> Path:
+    """The synthetic log with every defect the cleaning rules know, as text."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    rng = np.random.default_rng(7)
+    n = len(tx)
+    pick = lambda k: rng.choice(n, size=k, replace=False)  # noqa: E731
+    tx.loc[pick(30), "customer_id"] = None                    # missing id
+    tx.loc[pick(20), "timestamp"] = None                      # missing date
+    tx.loc[pick(15), "timestamp"] = "not a date"              # unparseable date
+    tx.loc[pick(10), "timestamp"] = "2099-01-05 10:00:00"     # after the as-of date
+    tx.loc[pick(25), "amount"] = "0"                          # zero amount
+    tx.loc[pick(12), "amount"] = "n/a?"                       # unparseable amount
+    tx.loc[pick(10), "amount"] = "£1,234.50"                  # currency and thousands
+    tx.loc[pick(40), "quantity"] = "-1"                       # a return
+    tx.loc[pick(20), "order_id"] = "C" + tx["order_id"].iloc[0]   # a cancellation
+    tx.loc[pick(20), "category"] = "  "                       # blank category
+    tx.loc[pick(10), "channel"] = " web "                     # padded channel
+    tx.loc[pick(30), "discount_used"] = "yes"                 # flags mixed into 0/1
+    tx.loc[pick(8), "customer_id"] = " " + tx["customer_id"].iloc[3] + " "
+    tx = pd.concat([tx, tx.iloc[pick(40)]], ignore_index=True)  # exact duplicate rows
+    path = tmp_path / "messy.csv"
+    tx.to_csv(path, index=False)
+    return path
+
+
+def test_duckdb_cleaning_equals_pandas_on_a_messy_log(messy_log: Path) -> None:
+    pandas, duck = _both(transactions=messy_log, seg={"on_invalid": "exclude",
+                                                      "as_of": "2026-01-01"})
+    _assert_same(pandas, duck)
+    excluded = duck.ledger.sources["transactions"].excluded
+    for reason in ("missing customer_id", "duplicate row", "unparseable date", "missing date",
+                   "dated after the as-of date", "unparseable amount", "zero or missing amount"):
+        assert excluded[reason] > 0, reason
+
+
+def test_duckdb_cleaning_equals_pandas_with_window_and_customers(synth_files) -> None:
+    cust = pd.read_csv(synth_files["customers"], dtype=str)
+    cust = cust.iloc[: len(cust) * 3 // 4]  # a quarter of the buyers are unknown customers
+    pandas, duck = _both(customers=cust, transactions=synth_files["transactions"],
+                         seg={"window_days": 200})
+    _assert_same(pandas, duck)
+    tx = duck.ledger.sources["transactions"].excluded
+    assert tx["customer not in the customers table"] > 0
+    assert tx["dated before the 200-day feature window"] > 0
+
+
+def test_duckdb_cleaning_equals_pandas_on_parquet(tmp_path: Path, synth_files) -> None:
+    frame = pd.read_csv(synth_files["transactions"])   # typed columns, as Parquet keeps them
+    path = tmp_path / "tx.parquet"
+    frame.to_parquet(path)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+
+
+def test_duckdb_path_gives_the_same_errors(messy_log: Path) -> None:
+    from datetime import date
+
+    from custseg.config import TableConfig
+    from custseg.duck import prepare_transactions_sql
+    from custseg.schema import Ledger
+
+    with pytest.raises(InputError) as exc:  # the DuckDB path itself, no fallback possible
+        prepare_transactions_sql(messy_log, TableConfig(), ledger=Ledger(),
+                                 as_of=date(2026, 1, 1))
+    duck = str(exc.value)
+    with pytest.raises(InputError) as exc:
+        prepare_data(transactions=messy_log, config=_cfg("pandas", as_of="2026-01-01"))
+    assert duck == str(exc.value)
+    assert "timestamp" in duck and "not a date" in duck and "row" in duck
+
+
+@pytest.mark.realdata
+def test_duckdb_cleaning_equals_pandas_on_online_retail(real_data: Path) -> None:
+    pandas, duck = _both(transactions=real_data / "online_retail.csv.gz")
+    _assert_same(pandas, duck)
+    assert duck.ledger.sources["transactions"].returns > 5000
+
+
+def test_duckdb_cleaning_reports_progress_steps(synth_files) -> None:
+    calls: list[tuple[str, int, int]] = []
+    prepare_data(transactions=synth_files["transactions"], config=_cfg("duckdb"),
+                 progress=lambda stage, done, total: calls.append((stage, done, total)))
+    steps = [(d, t) for s, d, t in calls if s == "clean (DuckDB)"]
+    assert steps == [(i, 7) for i in range(1, 8)]
