@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= custseg-demo
 
-.PHONY: demo test lint format bench clean browser
+.PHONY: demo test lint format bench clean browser spark
 
 # (re)install only when the project definition changed
 $(STAMP): pyproject.toml
@@ -24,7 +24,18 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# the Spark engine's tests run in local mode: PySpark (the custseg[spark] extra) and Debian's
+# Java 17 runtime, each installed when missing
+spark: $(STAMP)
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || { \
+	  echo "installing PySpark (custseg[spark]) for the Spark engine tests"; \
+	  $(BIN)/python -m pip install --quiet -e ".[test,spark]"; }
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "installing Debian's openjdk-17-jre-headless for the Spark engine tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+test: $(STAMP) browser spark
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 

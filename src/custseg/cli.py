@@ -82,6 +82,25 @@ def _parse_k(k: str) -> int | str:
     return value
 
 
+ENGINES = ("local", "spark")
+
+
+def _parse_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return engine
+
+
+def _engine_option() -> Any:
+    return typer.Option("local", "--engine", help="local (pandas + DuckDB + scikit-learn) or "
+                        "spark (Apache Spark; pip install 'custseg[spark]' and Java 17)")
+
+
+def _master_option() -> Any:
+    return typer.Option(None, "--spark-master", help="Spark master URL for --engine spark "
+                        "(default: local[*], or the master spark-submit set)")
+
+
 def _parse_date(text: str | None) -> date | None:
     if text is None:
         return None
@@ -104,9 +123,14 @@ def _segments_table(result: Any) -> Table:
 
 def _segment(customers: Path | None, transactions: Path | None, config: Path | None, k: str,
              as_of: str | None, seed: int | None, out: Path, quiet: bool,
-             previous_model: Path | None = None, workspace: Path | None = None) -> None:
+             previous_model: Path | None = None, workspace: Path | None = None,
+             engine: str = "local", spark_master: str | None = None) -> None:
     from custseg.config import Config
     from custseg.pipeline import run_segmentation, write_outputs
+
+    engine = _parse_engine(engine)
+    if engine == "spark" and previous_model is not None:
+        raise typer.BadParameter("--previous-model is not supported with --engine spark yet")
 
     cfg = Config.from_toml(config) if config else Config()
     cfg = cfg.with_overrides(k=_parse_k(k) if k != "auto" or config is None else None,
@@ -120,8 +144,14 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
 
         previous = load_model(previous_model)[:2]
     with _Bars(quiet) as bars:
-        result = run_segmentation(customers, transactions, config=cfg, progress=bars,
-                                  previous_model=previous)
+        if engine == "spark":
+            from custseg.spark import run_segmentation_spark
+
+            result = run_segmentation_spark(customers, transactions, config=cfg,
+                                            master=spark_master, progress=bars)
+        else:
+            result = run_segmentation(customers, transactions, config=cfg, progress=bars,
+                                      previous_model=previous)
         write_outputs(result, out, progress=bars)
     if workspace is not None:
         from custseg.store import Workspace
@@ -158,15 +188,17 @@ def segment(
     workspace: Path | None = typer.Option(
         None, "--workspace", help="record this run in a workspace (an embedded DuckDB file in "
         "this folder) so drift and evolve can find it by date"),
+    engine: str = _engine_option(),
+    spark_master: str | None = _master_option(),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
-                            previous_model, workspace))
+                            previous_model, workspace, engine, spark_master))
 
 
 def _drift(reference: str, current: str, model: Path | None, out: Path,
            workspace: Path | None, config: Path | None, seed: int, alpha: float,
-           quiet: bool) -> int:
+           quiet: bool, engine: str = "local", spark_master: str | None = None) -> int:
     from custseg.config import Config
     from custseg.drift import compare_snapshots
     from custseg.io.writers import OutputDir, write_json, write_text
@@ -182,8 +214,14 @@ def _drift(reference: str, current: str, model: Path | None, out: Path,
         ws = Workspace(workspace)
     ref_path = ws.find(reference) if ws else Path(reference)
     cur_path = ws.find(current) if ws else Path(current)
-    ref = load_snapshot(ref_path, config=cfg)
-    cur = load_snapshot(cur_path, config=cfg)
+    if _parse_engine(engine) == "spark":
+        from custseg.spark import load_snapshot_spark
+
+        ref = load_snapshot_spark(ref_path, config=cfg, master=spark_master)
+        cur = load_snapshot_spark(cur_path, config=cfg, master=spark_master)
+    else:
+        ref = load_snapshot(ref_path, config=cfg)
+        cur = load_snapshot(cur_path, config=cfg)
     m = load_model(model) if model is not None else None
     report = compare_snapshots(ref, cur, model=m, alpha=alpha, seed=seed)
     with OutputDir(out) as od:
@@ -221,10 +259,12 @@ def drift(
     seed: int = typer.Option(0, "--seed"),
     alpha: float = typer.Option(0.05, "--alpha", help="false-alarm rate of the whole comparison"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    engine: str = _engine_option(),
+    spark_master: str | None = _master_option(),
 ) -> None:
     """Detect and quantify drift between two snapshots. Exit 0 stable, 3 drift detected."""
     code = _guard(lambda: _drift(reference, current, model, out, workspace, config, seed, alpha,
-                                 quiet))
+                                 quiet, engine, spark_master))
     raise typer.Exit(code)
 
 
@@ -336,11 +376,17 @@ def demo(
 
 
 def _score(model: Path, customers: Path | None, transactions: Path | None, as_of: str | None,
-           out: Path, quiet: bool) -> None:
+           out: Path, quiet: bool, engine: str = "local", spark_master: str | None = None) -> None:
     from custseg.io.writers import write_csv
     from custseg.score import score as run_score
 
-    result = run_score(model, customers, transactions, as_of=_parse_date(as_of))
+    if _parse_engine(engine) == "spark":
+        from custseg.spark import score_spark
+
+        result = score_spark(model, customers, transactions, as_of=_parse_date(as_of),
+                             master=spark_master)
+    else:
+        result = run_score(model, customers, transactions, as_of=_parse_date(as_of))
     excluded_path = out.with_name(out.stem + ".excluded.csv")
     write_csv(out, result.assignments)
     write_csv(excluded_path, result.excluded)
@@ -364,9 +410,12 @@ def score(
     as_of: str | None = typer.Option(None, "--as-of", help="as-of date YYYY-MM-DD"),
     out: Path = typer.Option(..., "--out", "-o", help="output CSV (exclusions go beside it)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    engine: str = _engine_option(),
+    spark_master: str | None = _master_option(),
 ) -> None:
     """Assign customers to the segments of a saved model (batch scoring)."""
-    _guard(lambda: _score(model, customers, transactions, as_of, out, quiet))
+    _guard(lambda: _score(model, customers, transactions, as_of, out, quiet, engine,
+                          spark_master))
 
 
 def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: int) -> None:

@@ -89,8 +89,34 @@ class SegmentModel:
             km = KMeans(n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter,
                         random_state=self.seed).fit(X)
         self.init_ = "sample" if init is not None else "k-means++"
-        raw_labels = km.labels_
-        centers = km.cluster_centers_
+        self._numbered(km.labels_, km.cluster_centers_, value=value, feature_names=feature_names,
+                       previous=previous, previous_space=previous_space)
+        self.inertia_ = float(km.inertia_)
+        self.n_iter_ = int(km.n_iter_)
+        return self
+
+    @classmethod
+    def from_centers(cls, centers: np.ndarray, raw_labels: np.ndarray, *, seed: int = 0,
+                     n_init: int = 10, value: np.ndarray | None = None,
+                     feature_names: list[str] | None = None, inertia: float = float("nan"),
+                     n_iter: int = 0, init: str = "external") -> SegmentModel:
+        """A fitted model from centroids fitted elsewhere (e.g. on Spark) and the customers'
+        labels against them, with segment ids numbered exactly as :meth:`fit` numbers them."""
+        centers = np.asarray(centers, dtype="float64")
+        model = cls(k=len(centers), seed=seed, n_init=n_init)
+        model._numbered(np.asarray(raw_labels, dtype="int64"), centers, value=value,
+                        feature_names=feature_names)
+        model.inertia_ = float(inertia)
+        model.n_iter_ = int(n_iter)
+        model.init_ = init
+        return model
+
+    def _numbered(self, raw_labels: np.ndarray, centers: np.ndarray, *,
+                  value: np.ndarray | None, feature_names: list[str] | None,
+                  previous: SegmentModel | None = None,
+                  previous_space: np.ndarray | None = None) -> None:
+        """Number the segments (by mean value, then size, then centroid coordinates; or by
+        matching a previous model) and store centroids and labels in that order."""
         sizes = np.bincount(raw_labels, minlength=self.k)
         if value is not None:
             v = np.asarray(value, dtype="float64")
@@ -118,10 +144,7 @@ class SegmentModel:
         remap = np.empty(self.k, dtype="int64")
         remap[perm] = np.arange(self.k)
         self.labels_ = self.segment_ids_[remap[raw_labels]]
-        self.inertia_ = float(km.inertia_)
-        self.n_iter_ = int(km.n_iter_)
         self.feature_names_in_ = list(feature_names) if feature_names is not None else None
-        return self
 
     @staticmethod
     def _check_same_features(previous: SegmentModel, feature_names: list[str] | None) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from custseg import __version__
 from custseg.config import Config
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
-from custseg.errors import InputError
+from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable, build_features
 from custseg.io.readers import read_table
 from custseg.io.writers import OutputDir, write_csv, write_json, write_text
@@ -149,7 +150,7 @@ class SegmentationResult:
         }
 
 
-class _Timer:
+class StageTimer:
     def __init__(self, timings: dict[str, float], progress: Progress | None):
         self.timings = timings
         self.progress = progress
@@ -209,7 +210,7 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
     """
     cfg = config or Config()
     seg = cfg.segmentation
-    timer = _Timer(timings if timings is not None else {}, progress)
+    timer = StageTimer(timings if timings is not None else {}, progress)
     ledger = Ledger()
 
     tx_source = transactions if transactions is not None else cfg.transactions.path
@@ -236,7 +237,7 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
             sql_tx.close()
 
 
-def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: _Timer,
+def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: StageTimer,
                   ledger: Ledger, scoring: bool, fixed_groups: dict[str, list[str]] | None,
                   fences: dict[str, float] | None, sql_tx: SqlTransactions | None,
                   ) -> PreparedData:
@@ -281,7 +282,7 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: _
             feats = build_features(cust, tx, cfg.features, ledger, fixed_groups)
             seen_tx = tx
         as_of = feats.as_of or as_of
-        _account_for_customers(ledger, cust, seen_tx, feats)
+        account_for_customers(ledger, cust, seen_tx, feats)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
@@ -315,13 +316,26 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
                             timings=timings)
 
 
+# the K-Means steps an engine may replace (custseg.spark runs them on a cluster):
+# choose(X, k_min=, k_max=, seed=, selection_sample=, silhouette_sample=, bootstrap=, progress=)
+ChooseK = Callable[..., KSelection]
+# fit(X, k, value, feature_names) -> a fitted SegmentModel
+FitModel = Callable[[np.ndarray, int, "np.ndarray | None", list[str]], SegmentModel]
+
+
 def segment_prepared(data: PreparedData, *, config: Config | None = None,
                      progress: Progress | None = None,
                      previous_model: tuple[SegmentModel, Preprocessor] | None = None,
-                     timings: dict[str, float] | None = None) -> SegmentationResult:
-    """Preprocess, choose k, fit, profile and name: everything after :func:`prepare_data`."""
+                     timings: dict[str, float] | None = None,
+                     choose: ChooseK | None = None, fit: FitModel | None = None,
+                     ) -> SegmentationResult:
+    """Preprocess, choose k, fit, profile and name: everything after :func:`prepare_data`.
+
+    ``choose`` and ``fit`` replace the local k selection and final K-Means (another engine's);
+    everything else is this code.
+    """
     cfg = config or Config()
-    timer = _Timer(timings if timings is not None else {}, progress)
+    timer = StageTimer(timings if timings is not None else {}, progress)
     feats = data.features
     with timer.stage("preprocess"):
         pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,
@@ -331,13 +345,14 @@ def segment_prepared(data: PreparedData, *, config: Config | None = None,
         X = pre.fit_transform(feats.frame)
 
     with threadpool_limits(limits=cfg.segmentation.threads):
-        return _model_and_profile(cfg, X, pre, data, timer, progress, previous_model)
+        return _model_and_profile(cfg, X, pre, data, timer, progress, previous_model,
+                                  choose, fit)
 
 
 def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: PreparedData,
-                       timer: _Timer, progress: Progress | None,
+                       timer: StageTimer, progress: Progress | None,
                        previous_model: tuple[SegmentModel, Preprocessor] | None,
-                       ) -> SegmentationResult:
+                       choose: ChooseK | None, fit: FitModel | None) -> SegmentationResult:
     seg = cfg.segmentation
     feats = data.features
     n = X.shape[0]
@@ -346,10 +361,11 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         raise InputError(f"{n} customer(s) left after cleaning: fewer than k={fixed_k} + 1; "
                          "use a smaller k")
     with timer.stage("choose k"):
-        selection = choose_k(X, k_min=seg.k_min, k_max=max(seg.k_max, seg.k_min), seed=seg.seed,
+        chooser = choose or partial(choose_k, workers=seg.k_workers)
+        selection = chooser(X, k_min=seg.k_min, k_max=max(seg.k_max, seg.k_min), seed=seg.seed,
                              selection_sample=seg.selection_sample,
                              silhouette_sample=seg.silhouette_sample, bootstrap=seg.bootstrap,
-                             progress=progress, workers=seg.k_workers) if fixed_k is None or n > seg.k_min + 1 else None
+                            progress=progress) if fixed_k is None or n > seg.k_min + 1 else None
         if fixed_k is not None:
             if selection is None:
                 raise InputError(f"{n} customers are too few to segment")
@@ -365,11 +381,16 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         if previous_model is not None:
             prev, prev_pre = previous_model
             prev_space = prev_pre.transform(feats.frame)
-        init = (selection.sample_centers.get(selection.k)
-                if seg.final_fit == "from-sample" and n > selection.sample_size else None)
-        model = SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit(
-            X, value=value, feature_names=pre.feature_names_out_, previous=prev,
-            previous_space=prev_space, init=init)
+        if fit is not None:
+            if previous_model is not None:
+                raise ConfigError("--previous-model works with the local engine only")
+            model = fit(X, selection.k, value, pre.feature_names_out_)
+        else:
+            init = (selection.sample_centers.get(selection.k)
+                    if seg.final_fit == "from-sample" and n > selection.sample_size else None)
+            model = SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit(
+                X, value=value, feature_names=pre.feature_names_out_, previous=prev,
+                previous_space=prev_space, init=init)
         labels = model.labels_
         dist = model.transform(X)[np.arange(n), np.searchsorted(model.segment_ids_, labels)]
 
@@ -388,7 +409,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         ignored_columns=data.ignored_columns, timings=timer.timings)
 
 
-def _account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:
+def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:
     """Every customer id seen in any input is segmented or excluded with a reason."""
     seen = pd.Index([])
     for t in (cust, tx):

@@ -128,6 +128,54 @@ def _knee(ks: list[int], inertia: list[float]) -> int | None:
     return int(loc.knee) if loc.knee is not None else None
 
 
+def selection_sample_of(X: np.ndarray, *, k_min: int, k_max: int, seed: int,
+                        size: int) -> tuple[np.ndarray, list[int]]:
+    """The seeded sample k is chosen on (all customers when at most ``size``), and the k's
+    to try (fewer than the sample's distinct rows). Shared by every engine."""
+    n = X.shape[0]
+    if n < 3:
+        raise InputError(f"only {n} customer(s) left after cleaning; at least 3 are needed "
+                         "to form segments")
+    k_max = min(k_max, n - 1)
+    if k_max < k_min:
+        raise InputError(f"{n} customers are too few to try k = {k_min}..; "
+                         f"need at least {k_min + 1}")
+    rng = np.random.default_rng(seed)
+    sample_idx = np.sort(rng.choice(n, size=size, replace=False)) if n > size else np.arange(n)
+    Xs = X[sample_idx]
+    distinct = len(np.unique(Xs, axis=0))
+    ks = [k for k in range(k_min, k_max + 1) if k < distinct]
+    if not ks:
+        raise InputError(f"the customers have only {distinct} distinct feature profile(s); "
+                         "segments cannot be formed")
+    return Xs, ks
+
+
+def score_labels(Xs: np.ndarray, labels: np.ndarray, k: int, *, inertia: float, seed: int,
+                 silhouette_sample: int, bootstrap: int) -> KScore:
+    """The evidence for one k from the sample's labels (however they were fitted): exact
+    silhouette of a stratified sub-sample, the registered criteria, and bootstrap stability
+    (mean ARI of seeded single-start refits on resamples). Shared by every engine."""
+    from custseg.fast import silhouette_score_blocked
+
+    many = len(np.unique(labels)) > 1
+    sil_idx = stratified_sample(labels, silhouette_sample, np.random.default_rng(seed + k))
+    sil = silhouette_score_blocked(Xs[sil_idx], labels[sil_idx]) \
+        if len(np.unique(labels[sil_idx])) > 1 else -1.0
+    crit = {name: float(c.score(Xs, labels)) if many else float("nan")
+            for name, c in CRITERIA.items()}
+    stab = None
+    if bootstrap > 0:
+        aris = []
+        brng = np.random.default_rng(seed + 1000 + k)
+        for _ in range(bootstrap):
+            b = brng.choice(len(Xs), size=len(Xs), replace=True)
+            kb = KMeans(n_clusters=k, n_init=1, random_state=int(brng.integers(2**31))).fit(Xs[b])
+            aris.append(adjusted_rand_score(labels, kb.predict(Xs)))
+        stab = float(np.mean(aris))
+    return KScore(k=k, inertia=inertia, silhouette=float(sil), stability=stab, criteria=crit)
+
+
 def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
              selection_sample: int = 20_000, silhouette_sample: int = 4_000, bootstrap: int = 5,
              n_init: int = 4, progress: Progress | None = None,
@@ -148,42 +196,13 @@ def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
         k's scored at the same time (threads); the result does not depend on it.
     """
     n = X.shape[0]
-    if n < 3:
-        raise InputError(f"only {n} customer(s) left after cleaning; at least 3 are needed "
-                         "to form segments")
-    k_max = min(k_max, n - 1)
-    if k_max < k_min:
-        raise InputError(f"{n} customers are too few to try k = {k_min}..; "
-                         f"need at least {k_min + 1}")
-    from custseg.fast import silhouette_score_blocked
+    Xs, ks = selection_sample_of(X, k_min=k_min, k_max=k_max, seed=seed, size=selection_sample)
 
-    rng = np.random.default_rng(seed)
-    sample_idx = np.sort(rng.choice(n, size=selection_sample, replace=False)) \
-        if n > selection_sample else np.arange(n)
-    Xs = X[sample_idx]
-    distinct = len(np.unique(Xs, axis=0))
-    ks = [k for k in range(k_min, k_max + 1) if k < distinct]
-    if not ks:
-        raise InputError(f"the customers have only {distinct} distinct feature profile(s); "
-                         "segments cannot be formed")
     def score_k(k: int) -> tuple[KScore, np.ndarray]:
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(Xs)
-        labels = km.labels_
-        sil_idx = stratified_sample(labels, silhouette_sample, np.random.default_rng(seed + k))
-        sil = silhouette_score_blocked(Xs[sil_idx], labels[sil_idx]) \
-            if len(np.unique(labels[sil_idx])) > 1 else -1.0
-        crit = {name: float(c.score(Xs, labels)) for name, c in CRITERIA.items()}
-        stab = None
-        if bootstrap > 0:
-            aris = []
-            brng = np.random.default_rng(seed + 1000 + k)
-            for _ in range(bootstrap):
-                b = brng.choice(len(Xs), size=len(Xs), replace=True)
-                kb = KMeans(n_clusters=k, n_init=1, random_state=int(brng.integers(2**31))).fit(Xs[b])
-                aris.append(adjusted_rand_score(labels, kb.predict(Xs)))
-            stab = float(np.mean(aris))
-        return (KScore(k=k, inertia=float(km.inertia_), silhouette=sil, stability=stab,
-                       criteria=crit), km.cluster_centers_)
+        return (score_labels(Xs, km.labels_, k, inertia=float(km.inertia_), seed=seed,
+                             silhouette_sample=silhouette_sample, bootstrap=bootstrap),
+                km.cluster_centers_)
 
     # every k is scored independently from its own seeds, so the k's can run side by side:
     # scikit-learn's Lloyd loop and the matrix products release the GIL (2 cores: ~1.8x)
