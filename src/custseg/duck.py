@@ -365,7 +365,7 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
     id_col = roles["customer_id"]
     sel = ["__row", f"{_id_expr(id_col, types[id_col])} AS id"]
     ts_v, ts_bad = _date_expr(date_col, types[date_col], date_fmt)
-    sel += [f"{ts_v} AS ts", f"{ts_bad} AS ts_bad", f"{_text_expr(date_col, types[date_col])} AS ts_text"]
+    sel += [f"{ts_v} AS ts", f"{ts_bad} AS ts_bad"]
     for role in ("quantity", "unit_price", "amount"):
         if role in roles:
             v, bad = _num_expr(roles[role], types[roles[role]])

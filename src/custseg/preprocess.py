@@ -16,6 +16,7 @@ that hold at least 1% of customers (at most 12), the rest as "other"; each indic
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,15 @@ class ColumnSpec:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def _per_column(fn, items: list, n_rows: int):
+    """``map(fn, items)`` in order; on two threads for big tables (numpy's sorting, partitions
+    and ufuncs release the GIL, and each column is computed alone, so results are identical)."""
+    if n_rows < 200_000 or len(items) < 2:
+        return [fn(it) for it in items]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(fn, items))
 
 
 class Preprocessor:
@@ -82,8 +92,7 @@ class Preprocessor:
     # ---------------------------------------------------------------- fit / transform
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         self._check_columns(frame, fitted=False)
-        specs: list[ColumnSpec] = []
-        for c in self.numeric:
+        def numeric_spec(c: str) -> ColumnSpec:
             x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
             finite = x[np.isfinite(x)]
             if finite.size == 0:
@@ -99,8 +108,10 @@ class Preprocessor:
                 lo, hi = float(xi.min()), float(xi.max())
             xc = np.clip(xi, lo, hi)
             mean, sd = float(xc.mean()), float(xc.std())
-            specs.append(ColumnSpec(c, "numeric", impute=med, log=log, lo=lo, hi=hi, mean=mean,
-                                    scale=sd if sd > 0 else 1.0, weight=self.weights.get(c, 1.0)))
+            return ColumnSpec(c, "numeric", impute=med, log=log, lo=lo, hi=hi, mean=mean,
+                              scale=sd if sd > 0 else 1.0, weight=self.weights.get(c, 1.0))
+
+        specs: list[ColumnSpec] = list(_per_column(numeric_spec, self.numeric, len(frame)))
         for c in self.binary:
             x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
             m = float(np.nanmean(x)) if np.isfinite(x).any() else 0.0
@@ -139,26 +150,31 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The model matrix (float64, one row per customer, columns ``feature_names_out_``)."""
         self._check_columns(frame)
-        blocks: list[np.ndarray] = []
-        for s in self.specs_:
-            if s.kind == "categorical":
-                v = frame[s.name].astype("string").fillna("(missing)").to_numpy(dtype=object)
-                levels = s.levels or []
-                known = set(levels)
-                if "other" in known:
-                    v = np.where(np.isin(v, levels), v, "other")
-                block = np.column_stack([(v == lv) for lv in levels]).astype("float64")
-                blocks.append(block * ONE_HOT_SCALE * s.weight)
-                continue
+
+        def numeric_block(s: ColumnSpec) -> np.ndarray:
             x = pd.to_numeric(frame[s.name], errors="coerce").to_numpy(dtype="float64")
             x = np.where(np.isfinite(x), x, s.impute)
             if s.kind == "binary":
-                blocks.append((x * s.weight)[:, None])
-                continue
+                return (x * s.weight)[:, None]
             if s.log:
                 x = np.log1p(np.maximum(x, 0.0))
             x = np.clip(x, s.lo, s.hi)
-            blocks.append((((x - s.mean) / s.scale) * s.weight)[:, None])
+            return (((x - s.mean) / s.scale) * s.weight)[:, None]
+
+        numbers = [s for s in self.specs_ if s.kind != "categorical"]
+        done = dict(zip([s.name for s in numbers],
+                        _per_column(numeric_block, numbers, len(frame)), strict=True))
+        blocks: list[np.ndarray] = []
+        for s in self.specs_:
+            if s.kind != "categorical":
+                blocks.append(done[s.name])
+                continue
+            v = frame[s.name].astype("string").fillna("(missing)").to_numpy(dtype=object)
+            levels = s.levels or []
+            if "other" in set(levels):
+                v = np.where(np.isin(v, levels), v, "other")
+            block = np.column_stack([(v == lv) for lv in levels]).astype("float64")
+            blocks.append(block * ONE_HOT_SCALE * s.weight)
         out = np.hstack(blocks) if blocks else np.empty((len(frame), 0))
         return np.ascontiguousarray(out)
 

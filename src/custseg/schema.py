@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -601,19 +602,35 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
         used_cols.add(deal_purchases)
 
     # ---- every other column: numeric, binary, categorical, date or ignored
-    for c in columns:
-        if c in used_cols:
-            continue
+    rest = [c for c in columns if c not in used_cols]
+
+    def prepare_column(c: str) -> tuple[pd.Series, tuple[pd.Series, np.ndarray] | None]:
+        col = raw[c]
+        text = _text(col) if not pd.api.types.is_numeric_dtype(col) else col
+        parsed = None if c in cfg.categorical else parse_numeric(
+            col, file=file, column=c, rows=rows, on_invalid="exclude")
+        return text, parsed
+
+    # the columns are parsed side by side (Arrow's string kernels and casts release the GIL);
+    # every check below still runs column by column, in order, exactly as before
+    if len(raw) >= 200_000 and len(rest) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            prepared = dict(zip(rest, pool.map(prepare_column, rest), strict=True))
+    else:
+        prepared = {}
+    for c in rest:
         col = raw[c]
         forced = "numeric" if c in cfg.numeric else "categorical" if c in cfg.categorical else None
-        text = _text(col) if not pd.api.types.is_numeric_dtype(col) else col
+        text, parsed = prepared[c] if c in prepared else prepare_column(c)
         if text[keep].isna().all() and not scoring:
             raise InputError("column has no values at all (every cell is empty); "
                              "add it to `ignore` in the config to skip it", file=file, column=c)
         if forced != "categorical":
             # a column the config says is numeric must parse; others are numeric if they do
-            vals, bad = parse_numeric(col, file=file, column=c, rows=rows,
-                                      on_invalid=on_invalid if forced == "numeric" else "exclude")
+            assert parsed is not None
+            vals, bad = parsed
+            if forced == "numeric" and on_invalid == "error" and bad.any():
+                parse_numeric(col, file=file, column=c, rows=rows, on_invalid="error")  # raises
             if forced == "numeric" or not bad.any():
                 arr = vals.to_numpy(dtype="float64")
                 present = arr[keep]
