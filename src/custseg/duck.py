@@ -32,7 +32,7 @@ from custseg.config import FeatureConfig, TableConfig
 from custseg.errors import InputError
 from custseg.features import Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
-from custseg.schema import DATE_FORMATS, TRANSACTION_ROLES, Ledger, detect_roles
+from custseg.schema import DATE_FORMATS, Ledger, transaction_roles
 
 RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")
 DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")
@@ -347,17 +347,7 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
 
     columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
     step()
-    roles = detect_roles(columns, TRANSACTION_ROLES, cfg, file)
-    for need in ("customer_id", "timestamp"):
-        if need not in roles:
-            what = "customer id" if need == "customer_id" else "order date/time"
-            raise InputError(f"no {what} column found; name it in the config "
-                             f"([transactions.columns] {need} = \"...\"). "
-                             f"Columns seen: {', '.join(columns)}", file=file)
-    if "amount" not in roles and not {"quantity", "unit_price"} <= roles.keys():
-        raise InputError("no amount column found, and no quantity and unit price to compute it "
-                         "from; name it in the config ([transactions.columns] amount = \"...\"). "
-                         f"Columns seen: {', '.join(columns)}", file=file)
+    roles = transaction_roles(columns, cfg, file)
     date_col = roles["timestamp"]
     date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
 

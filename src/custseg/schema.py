@@ -680,18 +680,9 @@ def _feature_name(column: str, frame: pd.DataFrame) -> str:
     return name
 
 
-def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
-                         as_of: date | None, on_invalid: str = "error",
-                         window_days: int | None = None) -> TransactionTable:
-    """Type, validate and clean a transactions log.
-
-    Rules, applied in order (a row is excluded for the first that applies): missing customer id;
-    exact duplicate row; missing date; date after the as-of date; date before the feature window
-    (``window_days`` before the as-of date, when set); zero amount or a zero/negative unit price. Cancellations (order id
-    starting with "C"), negative quantities or amounts and rows flagged as returns are kept as
-    returns and reduce the customer's net monetary value.
-    """
-    columns = list(raw.columns)
+def transaction_roles(columns: list[str], cfg: TableConfig, file: str) -> dict[str, str]:
+    """The roles of a transactions log's columns, or an InputError naming what is missing
+    (every engine reads the roles through this)."""
     roles = detect_roles(columns, TRANSACTION_ROLES, cfg, file)
     for need in ("customer_id", "timestamp"):
         if need not in roles:
@@ -703,6 +694,21 @@ def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledg
         raise InputError("no amount column found, and no quantity and unit price to compute it "
                          "from; name it in the config ([transactions.columns] amount = \"...\"). "
                          f"Columns seen: {', '.join(columns)}", file=file)
+    return roles
+
+
+def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
+                         as_of: date | None, on_invalid: str = "error",
+                         window_days: int | None = None) -> TransactionTable:
+    """Type, validate and clean a transactions log.
+
+    Rules, applied in order (a row is excluded for the first that applies): missing customer id;
+    exact duplicate row; missing date; date after the as-of date; date before the feature window
+    (``window_days`` before the as-of date, when set); zero amount or a zero/negative unit price. Cancellations (order id
+    starting with "C"), negative quantities or amounts and rows flagged as returns are kept as
+    returns and reduce the customer's net monetary value.
+    """
+    roles = transaction_roles(list(raw.columns), cfg, file)
     src = ledger.source("transactions", file, len(raw))
     rows = _row_numbers(len(raw))
     keep = np.ones(len(raw), dtype=bool)

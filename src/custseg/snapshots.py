@@ -92,8 +92,12 @@ def _snapshot_config(folder: Path, base: Config | None) -> Config:
 
 
 def load_snapshot(path: str | Path, *, config: Config | None = None,
-                  name: str | None = None) -> Snapshot:
-    """Load a snapshot folder (data or a segment run's output)."""
+                  name: str | None = None, prepare=None) -> Snapshot:
+    """Load a snapshot folder (data or a segment run's output).
+
+    ``prepare(customers, transactions, config=)`` builds a data folder's features (default
+    :func:`custseg.pipeline.prepare_data`; the Spark engine passes its own).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("snapshot folder not found", file=str(path))
@@ -103,14 +107,15 @@ def load_snapshot(path: str | Path, *, config: Config | None = None,
     label = name or path.name
     if (path / "segments.csv").is_file() and (path / "summary.json").is_file():
         return _load_run(path, label)
-    from custseg.pipeline import prepare_data
+    if prepare is None:
+        from custseg.pipeline import prepare_data as prepare
 
     customers, transactions = _find(path, "customers"), _find(path, "transactions")
     if customers is None and transactions is None:
         raise InputError("no customers.* or transactions.* file (csv, csv.gz, parquet, xlsx) "
                          "and not a segment run's output folder", file=str(path))
     cfg = _snapshot_config(path, config)
-    data = prepare_data(customers, transactions, config=cfg)
+    data = prepare(customers, transactions, config=cfg)
     return Snapshot(name=label, path=path, as_of=data.as_of, features=data.features,
                     source="data", rows={k: v.to_dict() for k, v in data.ledger.sources.items()})
 

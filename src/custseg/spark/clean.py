@@ -29,13 +29,12 @@ from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.schema import (
     DATE_FORMATS,
-    TRANSACTION_ROLES,
     Ledger,
     _text,
     clean_ids,
-    detect_roles,
     parse_dates,
     parse_numeric,
+    transaction_roles,
 )
 
 ROW = "__row"
@@ -319,17 +318,7 @@ def prepare_transactions_spark(raw: RawTable, cfg: TableConfig, *, ledger: Ledge
 
     file = raw.file
     columns = raw.columns
-    roles = detect_roles(columns, TRANSACTION_ROLES, cfg, file)
-    for need in ("customer_id", "timestamp"):
-        if need not in roles:
-            what = "customer id" if need == "customer_id" else "order date/time"
-            raise InputError(f"no {what} column found; name it in the config "
-                             f"([transactions.columns] {need} = \"...\"). "
-                             f"Columns seen: {', '.join(columns)}", file=file)
-    if "amount" not in roles and not {"quantity", "unit_price"} <= roles.keys():
-        raise InputError("no amount column found, and no quantity and unit price to compute it "
-                         "from; name it in the config ([transactions.columns] amount = \"...\"). "
-                         f"Columns seen: {', '.join(columns)}", file=file)
+    roles = transaction_roles(columns, cfg, file)
     df = raw.frame
     n_rows = df.count()
     if n_rows == 0:

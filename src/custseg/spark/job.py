@@ -342,25 +342,13 @@ def load_snapshot_spark(path: str | Path, *, config: Config | None = None,
                         name: str | None = None, master: str | None = "local[*]", spark=None):
     """:func:`custseg.snapshots.load_snapshot` with a data folder's features built on Spark
     (a segment run's output folder is read as it is)."""
-    from custseg.snapshots import Snapshot, _find, _load_run, _snapshot_config
+    from custseg.snapshots import load_snapshot
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError("snapshot folder not found", file=str(path))
-    if not path.is_dir():
-        raise InputError("a snapshot is a folder (with customers.* and/or transactions.*, "
-                         "or a segment run's output)", file=str(path))
-    label = name or path.name
-    if (path / "segments.csv").is_file() and (path / "summary.json").is_file():
-        return _load_run(path, label)
-    customers, transactions = _find(path, "customers"), _find(path, "transactions")
-    if customers is None and transactions is None:
-        raise InputError("no customers.* or transactions.* file (csv, csv.gz, parquet) "
-                         "and not a segment run's output folder", file=str(path))
-    cfg = _snapshot_config(path, config)
-    data = prepare_data_spark(customers, transactions, config=cfg, spark=spark, master=master)
-    return Snapshot(name=label, path=path, as_of=data.as_of, features=data.features,
-                    source="data", rows={k: v.to_dict() for k, v in data.ledger.sources.items()})
+    def prepare(customers, transactions, *, config):
+        return prepare_data_spark(customers, transactions, config=config, spark=spark,
+                                  master=master)
+
+    return load_snapshot(path, config=config, name=name, prepare=prepare)
 
 
 __all__ = ["prepare_data_spark", "run_segmentation_spark", "choose_k_spark", "fit_spark",
