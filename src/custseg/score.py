@@ -89,7 +89,8 @@ class ScoreResult:
 
 
 def score(model: LoadedModel | str | Path, customers: Source = None, transactions: Source = None,
-          *, as_of: date | None = None, scoring_config: Config | None = None) -> ScoreResult:
+          *, as_of: date | None = None, scoring_config: Config | None = None,
+          prepare=None, assign=None) -> ScoreResult:
     """Score customers with a saved model.
 
     Parameters
@@ -100,8 +101,12 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
         transactions; one fitted on customers needs customers).
     as_of : date, optional
         Default: the last date in the data, as when fitting.
+    prepare, assign : callable, optional
+        Another engine's feature building (``prepare_data``'s signature) and assignment
+        (``assign(loaded_model, features_frame)``); the Spark engine passes its own.
     """
-    from custseg.pipeline import prepare_data
+    if prepare is None:
+        from custseg.pipeline import prepare_data as prepare
 
     lm = model if isinstance(model, LoadedModel) else LoadedModel.load(model)
     cfg = scoring_config or lm.config(as_of)
@@ -111,16 +116,16 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     if "customers" in inputs and customers is None:
         raise InputError("this model was fitted on a customers table: give the customers file")
     feats = lm.manifest["features"]
-    data = prepare_data(customers if "customers" in inputs else None,
+    data = prepare(customers if "customers" in inputs else None,
                         transactions if "transactions" in inputs else None,
-                        config=cfg, scoring=True, fixed_groups=feats.get("groups") or None,
-                        fences=lm.manifest.get("cleaning_fences") or {})
+                   config=cfg, scoring=True, fixed_groups=feats.get("groups") or None,
+                   fences=lm.manifest.get("cleaning_fences") or {})
     frame = data.features.frame
     needed = [*lm.preprocessor.numeric, *lm.preprocessor.binary, *lm.preprocessor.categorical]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
-    assignments = lm.assign(frame)
+    assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
     return ScoreResult(assignments=assignments, excluded=data.ledger.excluded_frame(),
                        rows={k: v.to_dict() for k, v in data.ledger.sources.items()},
                        as_of=data.as_of)

@@ -285,31 +285,16 @@ def score_spark(model, customers: Source = None, transactions: Source = None, *,
                 as_of: date | None = None, master: str | None = "local[*]", spark=None):
     """:func:`custseg.score.score` with the features built on Spark; the saved custseg model
     (from either engine) assigns the customers in Spark (``mapInPandas``)."""
-    from custseg.score import LoadedModel, ScoreResult
+    from custseg.score import score
 
-    lm = model if isinstance(model, LoadedModel) else LoadedModel.load(model)
-    cfg = lm.config(as_of)
-    inputs = lm.manifest.get("training", {}).get("inputs", {})
-    if "transactions" in inputs and transactions is None:
-        raise InputError("this model was fitted on transactions: give --transactions to score")
-    if "customers" in inputs and customers is None:
-        raise InputError("this model was fitted on a customers table: give the customers file")
-    spark = spark or get_session(master)
-    feats = lm.manifest["features"]
-    data = prepare_data_spark(customers if "customers" in inputs else None,
-                              transactions if "transactions" in inputs else None,
-                              config=cfg, spark=spark, scoring=True,
-                              fixed_groups=feats.get("groups") or None,
-                              fences=lm.manifest.get("cleaning_fences") or {})
-    frame = data.features.frame
-    needed = [*lm.preprocessor.numeric, *lm.preprocessor.binary, *lm.preprocessor.categorical]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
-    assignments = assign_spark(spark, lm, frame)
-    return ScoreResult(assignments=assignments, excluded=data.ledger.excluded_frame(),
-                       rows={k: v.to_dict() for k, v in data.ledger.sources.items()},
-                       as_of=data.as_of)
+    session = [spark]  # started only once score()'s input checks have passed
+
+    def prepare(customers, transactions, **kw):
+        session[0] = session[0] or get_session(master)
+        return prepare_data_spark(customers, transactions, spark=session[0], **kw)
+
+    return score(model, customers, transactions, as_of=as_of, prepare=prepare,
+                 assign=lambda lm, frame: assign_spark(session[0], lm, frame))
 
 
 def assign_spark(spark, lm, frame: pd.DataFrame) -> pd.DataFrame:
