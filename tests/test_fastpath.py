@@ -77,6 +77,26 @@ def _assert_same_segments(fast, slow, min_ari: float) -> None:
     assert [s.name for s in fast.profiles.segments] == [s.name for s in slow.profiles.segments]
 
 
+def test_final_fit_from_sample_labels_are_what_predict_gives() -> None:
+    """The one full-data Lloyd run is in float32; every customer's segment is then its nearest
+    centroid in float64, so scoring the training rows again reproduces every label and
+    distance exactly."""
+    from custseg.model import SegmentModel
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(-3, 3, size=(4, 6))
+    X = centres[rng.choice(4, size=20_000)] + rng.normal(0, 1.5, size=(20_000, 6))
+    m = SegmentModel(k=4, seed=0).fit(X, init=centres + 0.3)
+    assert m.init_ == "sample" and m.cluster_centers_.dtype == np.float64
+    np.testing.assert_array_equal(m.labels_, m.predict(X))
+    d = m.transform(X)
+    np.testing.assert_array_equal(m.distance_, d.min(axis=1))
+    assert m.inertia_ == pytest.approx(float((d.min(axis=1) ** 2).sum()), rel=1e-12)
+    full = SegmentModel(k=4, seed=0).fit(X)
+    assert not hasattr(full, "distance_")
+    assert adjusted_rand_score(full.labels_, m.labels_) >= 0.99
+
+
 def test_final_fit_from_sample_equals_full_fit_on_planted_segments() -> None:
     rng = np.random.default_rng(0)
     shares = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
@@ -114,7 +134,12 @@ def test_final_fit_from_sample_equals_full_fit_on_online_retail(real_data: Path)
 # ------------------------------------------------------------------- profiles and segment map
 
 
-def test_profile_statistics_equal_boolean_mask_statistics(synth_files) -> None:
+@pytest.mark.parametrize("parallel", [False, True])
+def test_profile_statistics_equal_boolean_mask_statistics(synth_files, monkeypatch,
+                                                          parallel: bool) -> None:
+    """(``parallel``: the features computed two at a time, as on big tables.)"""
+    if parallel:
+        monkeypatch.setattr("custseg.fast.PARALLEL_ROWS", 0)
     data = prepare_data(customers=synth_files["customers"],
                         transactions=synth_files["transactions"])
     feats = data.features

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from custseg.errors import InputError
-from custseg.io.readers import read_table, sniff_delimiter, sniff_encoding
+from custseg.io.readers import prefetch, read_table, sniff_delimiter, sniff_encoding
 from custseg.io.writers import (
     OutputDir,
     to_json,
@@ -336,3 +336,47 @@ def test_output_dir_error_does_not_create_target(tmp_path: Path) -> None:
         write_text(out.path / "a.txt", "x")
         raise ValueError
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ prefetch
+
+
+def test_prefetched_read_is_the_same_frame_and_is_taken_once(tmp_path: Path) -> None:
+    from custseg.io import readers
+
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id;age\n1;30\n2;41\n", encoding="utf-8")
+    prefetch(path)
+    assert len(readers._prefetched) == 1
+    got = read_table(path)
+    assert not readers._prefetched  # taken: a second read reads the file again
+    pd.testing.assert_frame_equal(got, read_table(path))
+    assert got["age"].tolist() == ["30", "41"]
+
+
+def test_prefetch_error_surfaces_from_read_table_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("  \n", encoding="utf-8")
+    prefetch(path)
+    with pytest.raises(InputError, match="file is empty") as info:
+        read_table(path)
+    assert info.value.file == str(path)
+
+
+def test_prefetch_is_ignored_when_the_file_or_arguments_change(tmp_path: Path) -> None:
+    import os
+
+    from custseg.io import readers
+
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,age\n1,30\n", encoding="utf-8")
+    prefetch(path)
+    readers._prefetched[next(iter(readers._prefetched))].result()
+    path.write_text("customer_id,age\n1,30\n2,55\n", encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert read_table(path)["age"].tolist() == ["30", "55"]
+    prefetch(path, delimiter=",")
+    assert read_table(path)["age"].tolist() == ["30", "55"]  # other arguments: own read
+    readers._prefetched.clear()
+    prefetch(tmp_path / "missing.csv")  # nothing to read: read_table reports it as always
+    assert not readers._prefetched

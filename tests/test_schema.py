@@ -137,6 +137,29 @@ def test_parse_numeric_currency_and_thousands() -> None:
     assert not bad.any()
 
 
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_parse_numeric_plain_numbers_fast_path_equals_cleaning_path(dtype) -> None:
+    """Columns whose every value is a plain number take one Arrow cast (no strip, no regex);
+    the result and the unparseable mask equal the cleaning path's, non-finite values included."""
+    from custseg import schema
+
+    plain = ["1", "-2.5", "1e3", ".5", "+4", None, "nan", "inf", "0", "-0.0"]
+    messy = [*plain, " 7 "]  # one value that needs stripping sends the column the long way
+    raw = pd.Series(plain, dtype=dtype)
+    fast_v, fast_bad = parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)),
+                                     on_invalid="exclude")
+    slow_v, slow_bad = parse_numeric(pd.Series(messy, dtype=dtype), file="f", column="c",
+                                     rows=_rows(len(messy)), on_invalid="exclude")
+    np.testing.assert_array_equal(fast_v.to_numpy(), slow_v.to_numpy()[:-1])
+    np.testing.assert_array_equal(fast_bad, slow_bad[:-1])
+    assert fast_bad.tolist() == [False] * 6 + [True, True, False, False]
+    assert (schema._cast_plain(raw) is None) == (dtype is object)
+    assert schema._cast_plain(pd.Series(messy, dtype="string")) is None
+    with pytest.raises(InputError) as info:
+        parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)))
+    assert info.value.row == 7 and info.value.value == "nan"
+
+
 def test_parse_numeric_numeric_dtype_passthrough() -> None:
     raw = pd.Series([1, 2, 3], dtype="int64")
     values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(3))

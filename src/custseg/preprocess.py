@@ -16,7 +16,6 @@ that hold at least 1% of customers (at most 12), the rest as "other"; each indic
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from custseg.errors import InputError, NotFittedError
+from custseg.fast import map_columns
 
 SKEW_THRESHOLD = 1.0
 CLIP_QUANTILES = (0.005, 0.995)
@@ -47,15 +47,6 @@ class ColumnSpec:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-def _per_column(fn, items: list, n_rows: int):
-    """``map(fn, items)`` in order; on two threads for big tables (numpy's sorting, partitions
-    and ufuncs release the GIL, and each column is computed alone, so results are identical)."""
-    if n_rows < 200_000 or len(items) < 2:
-        return [fn(it) for it in items]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(fn, items))
 
 
 class Preprocessor:
@@ -111,7 +102,7 @@ class Preprocessor:
             return ColumnSpec(c, "numeric", impute=med, log=log, lo=lo, hi=hi, mean=mean,
                               scale=sd if sd > 0 else 1.0, weight=self.weights.get(c, 1.0))
 
-        specs: list[ColumnSpec] = list(_per_column(numeric_spec, self.numeric, len(frame)))
+        specs: list[ColumnSpec] = list(map_columns(numeric_spec, self.numeric, len(frame)))
         for c in self.binary:
             x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
             m = float(np.nanmean(x)) if np.isfinite(x).any() else 0.0
@@ -163,7 +154,7 @@ class Preprocessor:
 
         numbers = [s for s in self.specs_ if s.kind != "categorical"]
         done = dict(zip([s.name for s in numbers],
-                        _per_column(numeric_block, numbers, len(frame)), strict=True))
+                        map_columns(numeric_block, numbers, len(frame)), strict=True))
         blocks: list[np.ndarray] = []
         for s in self.specs_:
             if s.kind != "categorical":

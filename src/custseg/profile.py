@@ -25,6 +25,7 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from custseg.errors import ConfigError
+from custseg.fast import map_columns
 from custseg.features import FeatureTable
 
 _COND = re.compile(r"^\s*(?P<key>[^<>]+?)\s*(?P<op>[<>])\s*(?P<thr>[-+]?\d+(?:\.\d+)?)\s*$")
@@ -128,15 +129,36 @@ def profile_segments(features: FeatureTable, labels: np.ndarray) -> Profiles:
                if c in frame.columns]
     seg_ids = sorted(int(s) for s in np.unique(labels))
     n = len(frame)
-    pop: dict[str, dict[str, float]] = {}
-    transformed: dict[str, np.ndarray] = {}
-    for c in numeric:
+    # customers grouped by segment once (a stable sort keeps their order, so every slice holds
+    # exactly the values a boolean mask would, without k x features passes over all customers)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    bounds = [tuple(np.searchsorted(sorted_labels, [sid, sid + 1], side="left"))
+              for sid in seg_ids]
+
+    def column(c: str) -> tuple[dict[str, float], list[tuple[float, float, float]]]:
+        """Population statistics of one feature, and (mean, median, z) in each segment."""
         x = frame[c].to_numpy(dtype="float64")
         t = _robust_transform(x)
-        transformed[c] = t
-        pop[c] = {"mean": float(np.nanmean(x)), "median": float(np.nanmedian(x)),
-                  "sd": float(np.nanstd(x)), "t_mean": float(np.nanmean(t)),
-                  "t_sd": float(np.nanstd(t))}
+        p = {"mean": float(np.nanmean(x)), "median": float(np.nanmedian(x)),
+             "sd": float(np.nanstd(x)), "t_mean": float(np.nanmean(t)),
+             "t_sd": float(np.nanstd(t))}
+        xs, ts = x[order], t[order]
+        per_segment = []
+        for lo, hi in bounds:
+            xi, ti = xs[lo:hi], ts[lo:hi]
+            finite = np.isfinite(xi).any()
+            mean = float(np.nanmean(xi)) if finite else float("nan")
+            median = float(np.nanmedian(xi)) if finite else float("nan")
+            sd = p["t_sd"]
+            z = float((np.nanmean(ti) - p["t_mean"]) / sd) if sd > 0 and np.isfinite(ti).any() \
+                else 0.0
+            per_segment.append((mean, median, z))
+        return p, per_segment
+
+    # features side by side on big tables (numpy's partitions and gathers release the GIL)
+    by_column = dict(zip(numeric, map_columns(column, numeric, n), strict=True))
+    pop: dict[str, dict[str, float]] = {c: by_column[c][0] for c in numeric}
     mix_cols = {c: frame[c] for c in features.categorical}
     pop_mixes = {c: _mix(s) for c, s in mix_cols.items()}
     for group, cols in features.groups.items():
@@ -145,28 +167,13 @@ def profile_segments(features: FeatureTable, labels: np.ndarray) -> Profiles:
     value = frame[features.value_column].to_numpy(dtype="float64") if features.value_column else None
     total_value = float(np.nansum(np.clip(value, 0, None))) if value is not None else None
 
-    # customers grouped by segment once (a stable sort keeps their order, so every slice holds
-    # exactly the values a boolean mask would, without k x features passes over all customers)
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    sorted_cols = {c: frame[c].to_numpy(dtype="float64")[order] for c in numeric}
-    sorted_t = {c: transformed[c][order] for c in numeric}
-
     segments: list[SegmentProfile] = []
-    for sid in seg_ids:
+    for i, (sid, (lo, hi)) in enumerate(zip(seg_ids, bounds, strict=True)):
         mask = labels == sid
-        lo, hi = np.searchsorted(sorted_labels, [sid, sid + 1], side="left")
         size = int(hi - lo)
-        means, medians, z = {}, {}, {}
-        for c in numeric:
-            x = sorted_cols[c][lo:hi]
-            finite = np.isfinite(x).any()
-            means[c] = float(np.nanmean(x)) if finite else float("nan")
-            medians[c] = float(np.nanmedian(x)) if finite else float("nan")
-            t = sorted_t[c][lo:hi]
-            sd = pop[c]["t_sd"]
-            z[c] = float((np.nanmean(t) - pop[c]["t_mean"]) / sd) if sd > 0 and np.isfinite(t).any() \
-                else 0.0
+        means = {c: by_column[c][1][i][0] for c in numeric}
+        medians = {c: by_column[c][1][i][1] for c in numeric}
+        z = {c: by_column[c][1][i][2] for c in numeric}
         mixes: dict[str, dict[str, float]] = {}
         level_diff: dict[str, float] = {}
         for c, s in mix_cols.items():

@@ -252,6 +252,14 @@ def parse_numeric(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.astype("float64")
         return values, np.zeros(len(raw), dtype=bool)
+    direct = _cast_plain(raw)
+    if direct is not None:  # every value a plain number as it stands: no strip, no regex needed
+        values, bad = direct
+        if bad.any() and on_invalid == "error":
+            row, value = _first_bad(rows, raw, bad)
+            raise InputError(f"cannot parse as a number ({int(bad.sum())} such values)",
+                             file=file, column=column, row=row, value=value)
+        return values, bad
     text = raw.astype("string").str.strip()
     text = text.where(text != "")
     arr = pa.array(text, from_pandas=True)
@@ -273,6 +281,30 @@ def parse_numeric(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
         raise InputError(f"cannot parse as a number ({int(bad.sum())} such values)",
                          file=file, column=column, row=row, value=value)
     return values, bad
+
+
+def _cast_plain(raw: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
+    """Text whose every value is a plain number (no blanks, spaces, currency or separators) in
+    one Arrow cast, straight from the column's own buffers; None when any value needs cleaning.
+
+    Arrow's cast rejects surrounding spaces and empty strings, so whenever it succeeds the
+    stripped text would have cast to the same numbers: the result is the one the full path
+    below gives (non-finite "nan"/"inf" are flagged, as there).
+    """
+    if not isinstance(raw.dtype, pd.StringDtype | pd.ArrowDtype):
+        return None
+    try:
+        arr = pa.array(raw, from_pandas=True)
+        if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+            return None
+        parsed = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    bad = ~np.isfinite(parsed)
+    if bad.any():
+        bad &= pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        parsed = np.where(bad, np.nan, parsed)
+    return pd.Series(parsed, index=raw.index, dtype="float64"), bad
 
 
 def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
@@ -400,6 +432,18 @@ def duplicate_rows(raw: pd.DataFrame, first: str | None = None) -> np.ndarray:
     return out
 
 
+def _all_distinct(ids: pd.Series, keep: np.ndarray) -> bool:
+    """Whether the kept ids are all different: one hash pass in Arrow (about half the time of
+    ``duplicated(keep=False)`` on a million text ids), so the usual case -- unique ids -- is
+    cheap."""
+    kept = ids if keep.all() else ids[keep]
+    try:
+        arr = pa.array(kept, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return bool(kept.is_unique)
+    return len(pc.unique(arr)) == len(arr)
+
+
 def _row_numbers(n: int) -> np.ndarray:
     return np.arange(1, n + 1, dtype="int64")
 
@@ -448,11 +492,16 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
 
     used_cols = set(roles.values()) | set(cfg.ignore)
     # ---- exact duplicate rows, then conflicting duplicate ids
-    dup = duplicate_rows(raw, roles.get("customer_id")) & keep
+    distinct = cfg.row_ids or _all_distinct(ids, keep)
+    if distinct and not cfg.row_ids:
+        dup = np.zeros(len(raw), dtype=bool)  # duplicate rows share an id: there are none
+    else:
+        dup = duplicate_rows(raw, roles.get("customer_id")) & keep
     ledger.exclude_rows("customers", rows[dup], ids[dup], "duplicate row")
     keep &= ~dup
     dup_id = np.zeros(len(ids), dtype=bool)
-    dup_id[keep] = ids[keep].duplicated(keep=False).to_numpy()
+    if not distinct:  # (row numbers as ids, or ids all different: no id is shared)
+        dup_id[keep] = ids[keep].duplicated(keep=False).to_numpy()
     if dup_id.any():
         first_id = ids[dup_id].iloc[0]
         where = rows[(ids == first_id).to_numpy() & keep][:2]
@@ -606,9 +655,14 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
 
     def prepare_column(c: str) -> tuple[pd.Series, tuple[pd.Series, np.ndarray] | None]:
         col = raw[c]
-        text = _text(col) if not pd.api.types.is_numeric_dtype(col) else col
         parsed = None if c in cfg.categorical else parse_numeric(
             col, file=file, column=c, rows=rows, on_invalid="exclude")
+        if pd.api.types.is_numeric_dtype(col):
+            text = col
+        elif parsed is not None and not parsed[1].any():
+            text = parsed[0]  # every cell a number or empty: the numbers say which are empty
+        else:
+            text = _text(col)
         return text, parsed
 
     # the columns are parsed side by side (Arrow's string kernels and casts release the GIL);
@@ -618,6 +672,7 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
             prepared = dict(zip(rest, pool.map(prepare_column, rest), strict=True))
     else:
         prepared = {}
+    keep_all = bool(keep.all())
     for c in rest:
         col = raw[c]
         forced = "numeric" if c in cfg.numeric else "categorical" if c in cfg.categorical else None
@@ -633,8 +688,10 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
                 parse_numeric(col, file=file, column=c, rows=rows, on_invalid="error")  # raises
             if forced == "numeric" or not bad.any():
                 arr = vals.to_numpy(dtype="float64")
-                present = arr[keep]
-                present = present[~np.isnan(present)]
+                present = arr if keep_all else arr[keep]
+                empty = np.isnan(present)
+                if empty.any():
+                    present = present[~empty]
                 name = _feature_name(c, frame)
                 if (present.size == 0 or present.min() == present.max()) and not scoring:
                     ignored[c] = "constant column"
@@ -669,7 +726,8 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     return CustomerTable(file=file, frame=frame, roles=roles, numeric=numeric, binary=binary,
                          categorical=categorical, dates=dates, category_spend=category_spend,
                          channel_purchases=channel_purchases, deal_purchases=deal_purchases,
-                         ignored=ignored, seen_ids=pd.Index(ids.dropna().unique()),
+                         ignored=ignored,
+                         seen_ids=pd.Index(ids.dropna() if distinct else ids.dropna().unique()),
                          fences=learned)
 
 
