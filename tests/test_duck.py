@@ -134,3 +134,42 @@ def test_duckdb_cleaning_reports_progress_steps(synth_files) -> None:
                  progress=lambda stage, done, total: calls.append((stage, done, total)))
     steps = [(d, t) for s, d, t in calls if s == "clean (DuckDB)"]
     assert steps == [(i, 7) for i in range(1, 8)]
+
+
+@pytest.mark.parametrize("late_day", [13, None])
+def test_duckdb_date_format_when_the_first_values_are_ambiguous(tmp_path: Path, monkeypatch,
+                                                                late_day) -> None:
+    """Day-first dates whose first few thousand values all have a day <= 12 parse month-first
+    too: that format is tried first, and when a later value (day 13) fails it, the exact
+    choice over the whole column (day-first) replaces it, as on the pandas path. With no such
+    value, month-first stands -- again as on the pandas path."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    day = rng.integers(1, 13, n)
+    if late_day is not None:
+        day[-50:] = late_day
+    month = rng.integers(1, 13, n)
+    frame = pd.DataFrame({
+        "customer_id": rng.integers(1, 400, n).astype(str),
+        "order_id": [f"O{i}" for i in range(n)],
+        "date": [f"{d:02d}/{m:02d}/2023" for d, m in zip(day, month, strict=True)],
+        "amount": np.round(rng.uniform(1, 99, n), 2).astype(str),
+    })
+    path = tmp_path / "tx.csv"
+    frame.to_csv(path, index=False)
+    from custseg import duck as duck_module
+
+    exact_calls = []
+    choose = duck_module._choose_date_format
+
+    def spy(*args, **kwargs):
+        exact_calls.append(1)
+        return choose(*args, **kwargs)
+
+    monkeypatch.setattr(duck_module, "_choose_date_format", spy)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+    excluded = duck.ledger.excluded_frame()
+    assert not (excluded["reason"] == "unparseable date").any()  # every date read, one format
+    # the exact choice ran only when the first values' format failed later in the column
+    assert exact_calls == ([1] if late_day is not None else [])

@@ -228,3 +228,71 @@ def test_pre_aggregated_marketing_columns() -> None:
                           "discount_share"]
     assert ft.value_column == "monetary"
     assert not any(c.startswith("__raw__") for c in f.columns)
+
+
+def _reference_shares(tx, pools: dict[str, list[str]], column: str) -> pd.DataFrame:
+    """The definition, in plain pandas: per customer and level the spend (category) or the
+    number of distinct orders (channel) of the purchase lines, summed over each pool's levels,
+    over the customer's total."""
+    lines = tx.frame[~tx.frame["is_return"]]
+    if column == "category":
+        per = lines.groupby(["customer_id", column])["amount"].sum()
+    else:
+        per = lines.groupby(["customer_id", column])["order_id"].nunique().astype("float64")
+    wide = per.unstack(fill_value=0.0)
+    out = pd.DataFrame({name: wide[[lv for lv in levels if lv in wide.columns]].sum(axis=1)
+                        for name, levels in pools.items()})
+    return out.div(out.sum(axis=1), axis=0).fillna(0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shares_equal_the_plain_definition_with_pooling_and_multi_channel_orders(seed) -> None:
+    """Shares come out of the one feature aggregation (per order, then per customer); they
+    equal the per-level definition, with small levels pooled as "other" and orders whose
+    lines span channels counted once in each of their channels."""
+    rng = np.random.default_rng(seed)
+    cats = ["Books", "Toys", "Home", "Garden", "Food", "Pets", "Art's", "Tech"]
+    chans = ["Web", "Store", "App", "Phone", "Kiosk"]
+    rows = []
+    for _ in range(600):
+        cust = f"K{rng.integers(0, 60):03d}"
+        order = f"O{rng.integers(0, 250)}"  # orders repeat: several lines, several channels
+        qty = int(rng.integers(1, 4)) * (-1 if rng.random() < 0.05 else 1)
+        rows.append([cust, order, f"2024-01-{rng.integers(1, 29):02d} 10:00",
+                     f"{qty * rng.uniform(1, 90):.2f}", str(qty),
+                     rng.choice(cats, p=[.3, .25, .15, .1, .08, .06, .04, .02]),
+                     rng.choice(chans, p=[.45, .3, .15, .07, .03]), "0"])
+    # order ids are per customer in real logs (and one starting with "C" is a cancellation)
+    rows = [[r[0], f"{r[0]}-{r[1]}", *r[2:]] for r in rows]
+    tx, ledger = _tx(rows=rows)
+    cfg = FeatureConfig(min_category_share=0.05, max_categories=4)
+    out, groups = transaction_features(tx, cfg)
+    for group, column, prefix in (("category_share", "category", "cat_share"),
+                                  ("channel_share", "channel", "chan_share")):
+        cols = groups[group]
+        assert cols[-1] == f"{prefix}_other" and len(cols) == 5
+        kept = {c.removeprefix(f"{prefix}_") for c in cols[:-1]}
+        levels = cats if column == "category" else chans
+        pools = {f"{prefix}_{lv.lower()}": [lv] for lv in levels if lv.lower() in kept}
+        pools[f"{prefix}_other"] = [lv for lv in levels if lv.lower() not in kept]
+        ref = _reference_shares(tx, pools, column)[cols]
+        np.testing.assert_allclose(out.loc[ref.index, cols].to_numpy(), ref.to_numpy(),
+                                   rtol=1e-12, atol=1e-15)
+        assert np.allclose(out[cols].sum(axis=1), 1.0)
+    # scoring: the model's columns, levels matched by slug, the rest (and unseen) pooled
+    fixed = {"category_share": ["cat_share_books", "cat_share_toys", "cat_share_other",
+                                "cat_share_gone"],
+             "channel_share": ["chan_share_web", "chan_share_other"]}
+    scored, sgroups = transaction_features(tx, cfg, fixed)
+    assert sgroups == fixed
+    assert list(scored.columns[-6:]) == [*fixed["category_share"], *fixed["channel_share"]]
+    ref = _reference_shares(tx, {"cat_share_books": ["Books"], "cat_share_toys": ["Toys"],
+                                 "cat_share_other": [c for c in cats if c not in ("Books", "Toys")]},
+                            "category")
+    np.testing.assert_allclose(scored.loc[ref.index, ref.columns].to_numpy(), ref.to_numpy(),
+                               rtol=1e-12, atol=1e-15)
+    assert (scored["cat_share_gone"] == 0.0).all()
+    ref = _reference_shares(tx, {"chan_share_web": ["Web"],
+                                 "chan_share_other": [c for c in chans if c != "Web"]}, "channel")
+    np.testing.assert_allclose(scored.loc[ref.index, ref.columns].to_numpy(), ref.to_numpy(),
+                               rtol=1e-12, atol=1e-15)

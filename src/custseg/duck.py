@@ -197,6 +197,44 @@ def _num_expr(col: str, duck_type: str) -> tuple[str, str]:
     return f"CASE WHEN {bad} THEN NULL ELSE {v} END", bad
 
 
+HEAD_ROWS = 2000  # the pandas path confirms a format on this many values
+
+
+def _date_head(con: duckdb.DuckDBPyConnection, text: str) -> list:
+    """The first non-empty values of a date column, in file order (the first rows are looked at
+    first, so a big file is not scanned and sorted whole)."""
+    sql = f"SELECT {text} FROM raw WHERE {{}} {text} IS NOT NULL ORDER BY __row LIMIT {HEAD_ROWS}"
+    head = con.execute(sql.format(f"__row <= {20 * HEAD_ROWS} AND")).fetchall()
+    if len(head) < HEAD_ROWS:
+        head = con.execute(sql.format("")).fetchall()
+    return [r[0] for r in head]
+
+
+def _candidate_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
+                           fmt: str | None) -> str | None:
+    """The first format (given, or in DATE_FORMATS order) that parses the column's first values.
+
+    Formats before it fail on those values, so if it parses the whole column -- which the
+    cleaning counts anyway, see ``ts_unparsed`` -- it is the format
+    :func:`_choose_date_format` would choose, found without a scan of its own. None for a
+    column already typed as a date/timestamp, or when no format parses the first values.
+    """
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return None
+    text = _text_expr(col, duck_type)
+    head = _date_head(con, text)
+    if not head:
+        return None
+    formats = [fmt] if fmt else DATE_FORMATS
+    fails = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE try_strptime(v, {_lit(f)}) IS NULL)"
+                              for f in formats)
+        + " FROM (SELECT unnest(CAST(? AS VARCHAR[])) AS v)", [[str(v) for v in head]]
+    ).fetchone()
+    return next((f for f, n in zip(formats, fails, strict=True) if n == 0), None)
+
+
 def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
                         fmt: str | None) -> str | None:
     """``schema.parse_dates``' choice of one format for the column, checked on all of it.
@@ -215,8 +253,7 @@ def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str
         fails = con.execute(f"SELECT EXISTS (SELECT 1 FROM raw WHERE {text} IS NOT NULL AND "
                             f"try_strptime({text}, {_lit(f)}) IS NULL)").fetchone()[0]
         if not fails:
-            head = [r[0] for r in con.execute(f"SELECT {text} FROM raw WHERE {text} IS NOT NULL "
-                                              "ORDER BY __row LIMIT 2000").fetchall()]
+            head = _date_head(con, text)
             if not head:
                 return DATE_FORMATS[0]
             ok = pd.to_datetime(pd.Series(head, dtype="string"), format=f, errors="coerce")
@@ -335,27 +372,18 @@ def prepare_transactions_sql(path: str | Path, cfg: TableConfig, *, ledger: Ledg
         raise
 
 
-def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
-             as_of: date | None, on_invalid: str, window_days: int | None,
-             delimiter: str | None, encoding: str | None,
-             progress: Callable[[str, int, int], None] | None = None) -> SqlTransactions:
-    steps = iter(range(1, STEPS + 1))
-
-    def step() -> None:
-        if progress:
-            progress("clean (DuckDB)", next(steps), STEPS)
-
-    columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
-    step()
-    roles = transaction_roles(columns, cfg, file)
-    date_col = roles["timestamp"]
-    date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
-
-    # ---- typed columns, once
+def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict[str, str],
+                 roles: dict[str, str], date_col: str, date_fmt: str | None) -> None:
+    """Table ``lines``: every raw row typed once (values and unparseable flags), with a hash of
+    the whole raw row for the duplicate check."""
     id_col = roles["customer_id"]
     sel = ["__row", f"{_id_expr(id_col, types[id_col])} AS id"]
     ts_v, ts_bad = _date_expr(date_col, types[date_col], date_fmt)
     sel += [f"{ts_v} AS ts", f"{ts_bad} AS ts_bad"]
+    if date_fmt is not None:
+        t = _text_expr(date_col, types[date_col])
+        sel.append(f"({t} IS NOT NULL AND try_strptime({t}, {_lit(date_fmt)}) IS NULL) "
+                   "AS ts_unparsed")
     for role in ("quantity", "unit_price", "amount"):
         if role in roles:
             v, bad = _num_expr(roles[role], types[roles[role]])
@@ -373,11 +401,50 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
         sel += [f"{dv} AS disc_num", f"{dbad} AS disc_bad", f"lower({dt}) AS disc_text"]
     # exact duplicates of the raw row (all columns), all but the first
     raw_cols = ", ".join(_q(c) for c in columns)
-    step()
     con.execute(f"CREATE TEMP TABLE lines AS SELECT {', '.join(sel)}, "
                 f"hash({raw_cols}) AS __h FROM raw")
+
+
+def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
+             as_of: date | None, on_invalid: str, window_days: int | None,
+             delimiter: str | None, encoding: str | None,
+             progress: Callable[[str, int, int], None] | None = None) -> SqlTransactions:
+    steps = iter(range(1, STEPS + 1))
+
+    def step() -> None:
+        if progress:
+            progress("clean (DuckDB)", next(steps), STEPS)
+
+    columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
+    step()
+    roles = transaction_roles(columns, cfg, file)
+    id_col, date_col = roles["customer_id"], roles["timestamp"]
+    # the date format: the first one that parses the first values is the right one when it
+    # parses the whole column, which building the lines counts (no scan of its own); else the
+    # exact procedure chooses, and the lines are built again (rare: ambiguous first values)
+    date_fmt = _candidate_date_format(con, date_col, types[date_col], cfg.date_format)
+    typed_date = types[date_col].upper().startswith("TIMESTAMP") or \
+        types[date_col].upper() == "DATE"
+    confirmed = typed_date
+    if date_fmt is None and not typed_date:
+        date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
+        confirmed = True
+    step()
+    _build_lines(con, columns, types, roles, date_col, date_fmt)
+    if not confirmed:
+        unparsed = con.execute("SELECT count(*) FROM lines WHERE ts_unparsed").fetchone()[0]
+        head = _date_head(con, _text_expr(date_col, types[date_col]))
+        pandas_ok = pd.to_datetime(pd.Series(head, dtype="string"), format=date_fmt,
+                                   errors="coerce").notna().all()
+        if unparsed or not pandas_ok:
+            exact = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
+            if exact != date_fmt:
+                date_fmt = exact
+                con.execute("DROP TABLE lines")
+                _build_lines(con, columns, types, roles, date_col, date_fmt)
     step()
     # candidates share a hash of the whole raw row; only they are compared column by column
+    raw_cols = ", ".join(_q(c) for c in columns)
     con.execute(f"""
         CREATE TEMP TABLE dups AS
         WITH cand AS (SELECT __h FROM lines GROUP BY __h HAVING count(*) > 1),
