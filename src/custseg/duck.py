@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -93,9 +94,11 @@ def _lit(text: str) -> str:
 
 def _load_source(con: duckdb.DuckDBPyConnection, path: Path, *, delimiter: str | None,
                  encoding: str | None) -> tuple[list[str], dict[str, str]]:
-    """Create table ``raw`` (every column as in the file, plus ``__row``: the 1-based data row).
+    """Make the file readable as view ``raw_stream`` (every column as in the file).
 
-    Returns the column names and their DuckDB types.
+    A Parquet file is also view ``raw`` (plus ``__row``: the 1-based data row). A CSV file is
+    streamed once, into the typed lines; its text is kept as table ``raw`` only when a rare
+    path needs it (:func:`_ensure_raw`). Returns the column names and their DuckDB types.
     """
     name = str(path)
     if not path.exists():
@@ -109,6 +112,7 @@ def _load_source(con: duckdb.DuckDBPyConnection, path: Path, *, delimiter: str |
         try:
             con.execute(f"CREATE VIEW raw AS SELECT * EXCLUDE (file_row_number), "
                         f"file_row_number + 1 AS __row FROM {src}")
+            con.execute("CREATE VIEW raw_stream AS SELECT * EXCLUDE (__row) FROM raw")
         except duckdb.Error as exc:
             raise InputError(f"cannot read file ({str(exc).splitlines()[0]})", file=name) from None
     else:
@@ -128,24 +132,47 @@ def _load_source(con: duckdb.DuckDBPyConnection, path: Path, *, delimiter: str |
         cols = "{" + ", ".join(f"{_lit(h)}: 'VARCHAR'" for h in header) + "}"
         try:
             con.execute(
-                f"CREATE TABLE raw0 AS SELECT * FROM read_csv({_lit(name)}, all_varchar = true, "
-                f"header = true, delim = {_lit(sep)}, quote = '\"', escape = '\"', "
-                f"nullstr = {nulls}, columns = {cols}, strict_mode = true, "
+                f"CREATE VIEW raw_stream AS SELECT * FROM read_csv({_lit(name)}, "
+                f"all_varchar = true, header = true, delim = {_lit(sep)}, quote = '\"', "
+                f"escape = '\"', nullstr = {nulls}, columns = {cols}, strict_mode = true, "
                 f"null_padding = false, auto_detect = false, parallel = true)")
         except duckdb.Error as exc:
             raise Unsupported(str(exc).splitlines()[0]) from None
-        # a freshly created table keeps the file's order: rowid is the data row - 1
-        con.execute("CREATE VIEW raw AS SELECT *, rowid + 1 AS __row FROM raw0")
-    desc = con.execute("SELECT * FROM raw LIMIT 0").description
-    types = {d[0]: str(d[1]) for d in desc if d[0] != "__row"}
+    desc = con.execute("SELECT * FROM raw_stream LIMIT 0").description
+    types = {d[0]: str(d[1]) for d in desc}
     columns = list(types)
     if not columns:
         raise InputError("file has no columns", file=name)
-    n = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    n = _csv_guard(lambda: con.execute("SELECT count(*) FROM (SELECT 1 FROM raw_stream LIMIT 1)"
+                                       ).fetchall()[0][0])
     if n == 0:
         raise InputError(f"file has a header but no data rows (columns: {', '.join(columns)})",
                          file=name)
     return columns, types
+
+
+def _csv_guard(run: Callable[[], Any]) -> Any:
+    """Run a query that reads the file: a malformed CSV (ragged rows, stray quotes) is handed
+    to the pandas path, which reports exactly where it breaks."""
+    try:
+        return run()
+    except duckdb.InvalidInputException as exc:
+        raise Unsupported(str(exc).splitlines()[0]) from None
+
+
+def _has(con: duckdb.DuckDBPyConnection, kind: str, name: str) -> bool:
+    return bool(con.execute(f"SELECT count(*) FROM duckdb_{kind}() WHERE {kind[:-1]}_name = ?",
+                            [name]).fetchall()[0][0])
+
+
+def _ensure_raw(con: duckdb.DuckDBPyConnection) -> None:
+    """View ``raw`` (the file's text with ``__row``) for the rare paths that look at raw values
+    again: a CSV's text is stored once, the first time it is needed."""
+    if _has(con, "views", "raw"):
+        return
+    # a freshly created table keeps the file's order: rowid is the data row - 1
+    _csv_guard(lambda: con.execute("CREATE TABLE raw0 AS SELECT * FROM raw_stream"))
+    con.execute("CREATE VIEW raw AS SELECT *, rowid + 1 AS __row FROM raw0")
 
 
 def _is_text(duck_type: str) -> bool:
@@ -203,6 +230,10 @@ HEAD_ROWS = 2000  # the pandas path confirms a format on this many values
 def _date_head(con: duckdb.DuckDBPyConnection, text: str) -> list:
     """The first non-empty values of a date column, in file order (the first rows are looked at
     first, so a big file is not scanned and sorted whole)."""
+    if not _has(con, "views", "raw"):  # a CSV, streamed: in file order (insertion order kept)
+        return [r[0] for r in _csv_guard(lambda: con.execute(
+            f"SELECT {text} FROM raw_stream WHERE {text} IS NOT NULL LIMIT {HEAD_ROWS}"
+        ).fetchall())]
     sql = f"SELECT {text} FROM raw WHERE {{}} {text} IS NOT NULL ORDER BY __row LIMIT {HEAD_ROWS}"
     head = con.execute(sql.format(f"__row <= {20 * HEAD_ROWS} AND")).fetchall()
     if len(head) < HEAD_ROWS:
@@ -244,6 +275,7 @@ def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str
     t = duck_type.upper()
     if t.startswith("TIMESTAMP") or t == "DATE":
         return None
+    _ensure_raw(con)
     text = _text_expr(col, duck_type)
     # Fast path. pandas picks, in DATE_FORMATS order, the first format that parses the whole
     # column among those that parse the whole sample: that is the first format that parses the
@@ -377,7 +409,8 @@ def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict
     """Table ``lines``: every raw row typed once (values and unparseable flags), with a hash of
     the whole raw row for the duplicate check."""
     id_col = roles["customer_id"]
-    sel = ["__row", f"{_id_expr(id_col, types[id_col])} AS id"]
+    parquet = _has(con, "views", "raw")
+    sel = [*(["__row"] if parquet else []), f"{_id_expr(id_col, types[id_col])} AS id"]
     ts_v, ts_bad = _date_expr(date_col, types[date_col], date_fmt)
     sel += [f"{ts_v} AS ts", f"{ts_bad} AS ts_bad"]
     if date_fmt is not None:
@@ -399,10 +432,17 @@ def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict
         dv, dbad = _num_expr(roles["discount"], types[roles["discount"]])
         dt = _text_expr(roles["discount"], types[roles["discount"]])
         sel += [f"{dv} AS disc_num", f"{dbad} AS disc_bad", f"lower({dt}) AS disc_text"]
-    # exact duplicates of the raw row (all columns), all but the first
+    # exact duplicates of the raw row: two independent 64-bit hashes of it, one over the
+    # values, one over their text joined (so a collision of one value's hash is not enough)
     raw_cols = ", ".join(_q(c) for c in columns)
-    con.execute(f"CREATE TEMP TABLE lines AS SELECT {', '.join(sel)}, "
-                f"hash({raw_cols}) AS __h FROM raw")
+    joined = "concat_ws(chr(31), " + ", ".join(
+        f"coalesce(CAST({_q(c)} AS VARCHAR), chr(30))" for c in columns) + ")"
+    _csv_guard(lambda: con.execute(
+        f"CREATE TEMP TABLE lines0 AS SELECT {', '.join(sel)}, hash({raw_cols}) AS __h, "
+        f"hash({joined}) AS __h2 FROM {'raw' if parquet else 'raw_stream'}"))
+    # a CSV's lines are in file order: rowid is the data row - 1
+    con.execute("CREATE TEMP VIEW lines AS SELECT * FROM lines0" if parquet else
+                "CREATE TEMP VIEW lines AS SELECT rowid + 1 AS __row, * FROM lines0")
 
 
 def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
@@ -440,18 +480,19 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
             exact = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
             if exact != date_fmt:
                 date_fmt = exact
-                con.execute("DROP TABLE lines")
+                con.execute("DROP VIEW lines")
+                con.execute("DROP TABLE lines0")
                 _build_lines(con, columns, types, roles, date_col, date_fmt)
     step()
-    # candidates share a hash of the whole raw row; only they are compared column by column
-    raw_cols = ", ".join(_q(c) for c in columns)
-    con.execute(f"""
+    # exact duplicate rows, all but the first: rows that agree in both hashes of the raw row
+    # (a false match needs two independent 64-bit collisions at once: odds ~1e-38 per pair)
+    con.execute("""
         CREATE TEMP TABLE dups AS
-        WITH cand AS (SELECT __h FROM lines GROUP BY __h HAVING count(*) > 1),
-        rows AS (SELECT * FROM raw WHERE __row IN
-                 (SELECT __row FROM lines SEMI JOIN cand USING (__h) WHERE id IS NOT NULL))
-        SELECT __row FROM (SELECT __row, row_number() OVER (PARTITION BY {raw_cols}
-                                                          ORDER BY __row) AS k FROM rows)
+        WITH cand AS (SELECT __h FROM lines WHERE id IS NOT NULL GROUP BY __h
+                      HAVING count(*) > 1)
+        SELECT __row FROM (SELECT __row, row_number() OVER (PARTITION BY __h, __h2
+                                                          ORDER BY __row) AS k
+                           FROM lines SEMI JOIN cand USING (__h) WHERE id IS NOT NULL)
         WHERE k > 1""")
 
     # one pass for the row count and the first unparseable value of each column
@@ -475,6 +516,7 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
         for i, (col, _, msg) in enumerate(checks):
             n_bad, row = stats[2 + 2 * i], stats[3 + 2 * i]
             if n_bad:
+                _ensure_raw(con)
                 value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?",
                                     [row]).fetchone()[0]
                 raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
@@ -576,8 +618,9 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
     con.execute("CREATE TEMP TABLE seen AS SELECT DISTINCT id FROM lines WHERE id IS NOT NULL")
     con.execute("DROP VIEW judged")
     con.execute("DROP TABLE dups")
-    con.execute("DROP TABLE lines")
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'raw0'").fetchone()[0]:
+    con.execute("DROP VIEW lines")
+    con.execute("DROP TABLE lines0")
+    if _has(con, "tables", "raw0"):
         con.execute("DROP VIEW raw")
         con.execute("DROP TABLE raw0")
     step()
