@@ -325,9 +325,18 @@ class Behaviour:
 
     frame: pd.DataFrame                 # output of behaviour_features
     groups: dict[str, list[str]]
-    customer_ids: pd.Index              # every customer with at least one clean line
+    customer_ids: pd.Index | None       # every customer with at least one clean line
     as_of: date
     file: str = ""
+    # customers whose clean lines are all returns (the engine may know them directly;
+    # otherwise customer_ids minus the frame's customers)
+    no_purchase: pd.Index | None = None
+
+    def without_purchases(self) -> pd.Index:
+        if self.no_purchase is not None:
+            return self.no_purchase
+        assert self.customer_ids is not None
+        return self.customer_ids.difference(self.frame.index)
 
 
 def _online_share(frame: pd.DataFrame, channel_cols: list[str], prefix: str) -> pd.Series | None:
@@ -366,8 +375,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
 
     if behaviour is not None:
         beh, groups = behaviour.frame, dict(behaviour.groups)
-        seen = behaviour.customer_ids
-        no_purchase = seen.difference(beh.index)
+        no_purchase = behaviour.without_purchases()
         ledger.exclude_customers(sorted(no_purchase), "no purchases (only returns or cancellations)")
         numeric += ["recency_days", "frequency", "monetary", "avg_order_value", "tenure_days",
                     "return_rate"]
@@ -384,7 +392,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         if behaviour is not None:
             no_tx = demo.index.difference(beh.index)
             # customers excluded for "no purchases" above are already accounted for
-            no_tx = no_tx.difference(behaviour.customer_ids)
+            no_tx = no_tx.difference(no_purchase)  # (every customer seen: these or beh's)
             ledger.exclude_customers(sorted(no_tx), "no transactions")
             frame = beh.join(demo, how="inner")
         else:
