@@ -183,3 +183,26 @@ def test_choose_k_is_the_same_with_parallel_workers() -> None:
     assert one.to_dict() == two.to_dict()
     for k in one.sample_centers:
         assert np.array_equal(one.sample_centers[k], two.sample_centers[k])
+
+
+# -------------------------------------------------------------- work overlapping the final fit
+
+
+def test_big_run_overlap_gives_the_same_result_and_report(monkeypatch, synth_files) -> None:
+    """From OVERLAP_ROWS customers the final K-Means runs on a worker thread while the map's
+    projection and the k-selection chart are computed: same segments, same map, and the
+    pre-drawn chart is byte for byte the one the report would draw."""
+    from custseg import pipeline
+    from custseg.report.render import k_selection_png, render_report
+
+    data = prepare_data(customers=synth_files["customers"],
+                        transactions=synth_files["transactions"])
+    plain = segment_prepared(data)
+    assert plain.charts == {}
+    monkeypatch.setattr(pipeline, "OVERLAP_ROWS", 0)
+    over = segment_prepared(data)
+    np.testing.assert_array_equal(over.labels, plain.labels)
+    np.testing.assert_array_equal(over.segment_map.points, plain.segment_map.points)
+    np.testing.assert_array_equal(over.segment_map.centroids, plain.segment_map.centroids)
+    assert over.charts["k_selection"] == k_selection_png(plain.selection)
+    assert render_report(over) == render_report(plain)

@@ -32,6 +32,7 @@ from custseg.preprocess import Preprocessor
 from custseg.profile import (
     Profiles,
     SegmentMap,
+    fit_projection,
     load_rules,
     name_segments,
     profile_segments,
@@ -71,6 +72,9 @@ class SegmentationResult:
     segment_map: SegmentMap | None = None
     ignored_columns: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # report charts already drawn (PNG bytes by name): a big run draws the k-selection chart
+    # while its final K-Means runs; the report draws whatever is missing
+    charts: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -172,6 +176,10 @@ class StageTimer:
                     timer.progress(name, 1, 1)
 
         return _S()
+
+
+#: from this many customers, label-free work overlaps the final K-Means (see _model_and_profile)
+OVERLAP_ROWS = 200_000
 
 
 def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | None,
@@ -376,6 +384,8 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
             selection.reason = (f"k={fixed_k} was set by the user (--k); the evidence-based rule "
                                 f"would choose: {selection.reason}")
     assert selection is not None
+    projection = None
+    charts: dict[str, bytes] = {}
     with timer.stage("fit"):
         value = (feats.frame[feats.value_column].to_numpy(dtype="float64")
                  if feats.value_column else None)
@@ -390,9 +400,28 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         else:
             init = (selection.sample_centers.get(selection.k)
                     if seg.final_fit == "from-sample" and n > selection.sample_size else None)
-            model = SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit(
-                X, value=value, feature_names=pre.feature_names_out_, previous=prev,
-                previous_space=prev_space, init=init)
+            final = partial(SegmentModel(k=selection.k, seed=seg.seed, n_init=seg.n_init).fit,
+                            X, value=value, feature_names=pre.feature_names_out_,
+                            previous=prev, previous_space=prev_space, init=init)
+            if n >= OVERLAP_ROWS:
+                # scikit-learn's Lloyd loop runs outside the interpreter lock: on a big run the
+                # work that needs no segments (the map's projection, the k-selection chart) is
+                # done on this thread meanwhile
+                def final_limited() -> SegmentModel:
+                    # (OpenMP's thread count is per thread: the worker sets its own)
+                    with threadpool_limits(limits=seg.threads):
+                        return final()
+
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    fitting = pool.submit(final_limited)
+                    projection = fit_projection(X)
+                    # (drawn here at no cost in time: the fit takes longer)
+                    from custseg.report.render import k_selection_png
+
+                    charts["k_selection"] = k_selection_png(selection)
+                    model = fitting.result()
+            else:
+                model = final()
         labels = model.labels_
         dist = getattr(model, "distance_", None)
         if dist is None:
@@ -401,7 +430,8 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
     with timer.stage("profile"):
         profiles = profile_segments(feats, labels)
         sil = silhouette_profile(X, labels, size=seg.silhouette_sample, seed=seg.seed)
-        smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed)
+        smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed,
+                           projection=projection)
         rules = load_rules(cfg.naming_rules)
         name_segments(profiles, rules)
         recommend(profiles, rules)
@@ -410,7 +440,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
-        ignored_columns=data.ignored_columns, timings=timer.timings)
+        ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts)
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:

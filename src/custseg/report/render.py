@@ -25,6 +25,7 @@ from custseg.selection import STABILITY_MIN
 if TYPE_CHECKING:
     from custseg.pipeline import SegmentationResult
     from custseg.profile import SegmentProfile
+    from custseg.selection import KSelection
 
 POPULATION_SAMPLE = 20_000   # customers drawn for "all customers" in the distribution plots
 SEGMENT_SAMPLE = 5_000       # customers drawn per segment for its distribution plots
@@ -258,10 +259,7 @@ class _View:
         sel = self.r.selection
         sc = sel.scores
         ks = [s.k for s in sc]
-        png = plots.k_selection_plot(
-            ks, [s.inertia for s in sc], [s.silhouette for s in sc], [s.stability for s in sc],
-            [s.criteria.get("calinski_harabasz") for s in sc],
-            [s.criteria.get("davies_bouldin") for s in sc], sel.k, sel.knee)
+        png = self.r.charts.get("k_selection") or k_selection_png(sel)
         chosen = sel.score_for(sel.k)
         knee = f"the knee of the inertia curve is at k={sel.knee}" if sel.knee is not None \
             else "the inertia curve has no clear knee"
@@ -562,6 +560,16 @@ def _colour_names(colours: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ entry points
+
+
+def k_selection_png(sel: KSelection) -> bytes:
+    """The k-selection chart: it needs only the selection, so a big run draws it while the
+    final K-Means runs (see ``SegmentationResult.charts``)."""
+    sc = sel.scores
+    return plots.k_selection_plot(
+        [s.k for s in sc], [s.inertia for s in sc], [s.silhouette for s in sc],
+        [s.stability for s in sc], [s.criteria.get("calinski_harabasz") for s in sc],
+        [s.criteria.get("davies_bouldin") for s in sc], sel.k, sel.knee)
 
 
 def render_report(result: SegmentationResult) -> str:
