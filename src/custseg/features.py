@@ -1,8 +1,8 @@
 """Per-customer features: transactions aggregated in DuckDB SQL, joined with demographics.
 
 One row per customer. Each feature has one definition (:data:`DEFINITIONS`), shown in the report,
-and one query (:func:`transaction_feature_sql`, :func:`share_sql`, :func:`levels_sql`) that a
-:class:`Dialect` renders for DuckDB (the local engine) or Spark SQL (:mod:`custseg.spark`).
+and one query (:func:`transaction_feature_sql`, shares included through :class:`ShareSpec`, and
+:func:`levels_sql`) that a :class:`Dialect` renders for DuckDB (the local engine) or Spark SQL (:mod:`custseg.spark`).
 Features in :attr:`FeatureTable.model_numeric` etc. go into the model; ``descriptive`` ones are
 only profiled (they repeat model features in another form, e.g. purchase rate vs. frequency).
 
