@@ -357,9 +357,12 @@ class SqlTransactions:
         return Behaviour(frame=beh, groups=groups, as_of=self.as_of, customer_ids=None,
                          file=self.file, no_purchase=pd.Index(np.asarray(only, dtype=object)))
 
-    def seen_ids(self) -> pd.Index:
-        """Every customer id in the file, clean lines or not."""
-        ids = self.con.execute("SELECT id FROM seen").fetchnumpy()["id"]
+    def ids_without_clean_lines(self) -> pd.Index:
+        """The customer ids in the file none of whose lines is clean (usually few): with the
+        customers that have clean lines, they are every id seen."""
+        ids = self.con.execute("SELECT id FROM seen ANTI JOIN (SELECT DISTINCT customer_id "
+                               "FROM tx) t ON seen.id = t.customer_id ORDER BY id"
+                               ).fetchnumpy()["id"]
         return pd.Index(np.asarray(ids, dtype=object))
 
     def restrict_to_customers(self, known_ids: pd.Index, ledger: Ledger) -> None:

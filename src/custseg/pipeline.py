@@ -287,12 +287,14 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
             behaviour = sql_tx.behaviour(cfg.features, fixed_groups)
             feats = build_features(cust, None, cfg.features, ledger, fixed_groups,
                                    behaviour=behaviour)
-            seen_tx = SimpleNamespace(seen_ids=sql_tx.seen_ids())
+            # customers with clean lines are in the features or already excluded: only the ids
+            # left without clean lines need accounting for (not a million-id set difference)
+            seen_tx = SimpleNamespace(seen_ids=sql_tx.ids_without_clean_lines())
         else:
             feats = build_features(cust, tx, cfg.features, ledger, fixed_groups)
             seen_tx = tx
         as_of = feats.as_of or as_of
-        account_for_customers(ledger, cust, seen_tx, feats)
+        account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
@@ -443,13 +445,18 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts)
 
 
-def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable) -> None:
-    """Every customer id seen in any input is segmented or excluded with a reason."""
+def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,
+                          complete: bool = True) -> None:
+    """Every customer id seen in any input is segmented or excluded with a reason.
+
+    ``complete=False``: ``tx.seen_ids`` holds only the ids without clean lines (the others are
+    segmented or excluded already), so the ids seen are not counted against the segmented.
+    """
     seen = pd.Index([])
     for t in (cust, tx):
         if t is not None:
             seen = t.seen_ids if len(seen) == 0 else seen.union(t.seen_ids)
-    if len(seen) == len(feats.frame):  # every customer seen was segmented (a subset of seen)
+    if complete and len(seen) == len(feats.frame):  # every customer seen was segmented
         return
     excl = ledger.excluded_frame()
     already = pd.Index(excl.loc[excl["source"] == "customer", "customer_id"].unique())
