@@ -241,29 +241,30 @@ def _date_head(con: duckdb.DuckDBPyConnection, text: str) -> list:
     return [r[0] for r in head]
 
 
+def _is_date_type(duck_type: str) -> bool:
+    t = duck_type.upper()
+    return t.startswith("TIMESTAMP") or t == "DATE"
+
+
 def _candidate_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
-                           fmt: str | None) -> str | None:
-    """The first format (given, or in DATE_FORMATS order) that parses the column's first values.
+                           fmt: str | None) -> tuple[str | None, list]:
+    """The first format (given, or in DATE_FORMATS order) that parses the column's first values
+    (None if none does), and those values.
 
     Formats before it fail on those values, so if it parses the whole column -- which the
     cleaning counts anyway, see ``ts_unparsed`` -- it is the format
-    :func:`_choose_date_format` would choose, found without a scan of its own. None for a
-    column already typed as a date/timestamp, or when no format parses the first values.
+    :func:`_choose_date_format` would choose, found without a scan of its own.
     """
-    t = duck_type.upper()
-    if t.startswith("TIMESTAMP") or t == "DATE":
-        return None
-    text = _text_expr(col, duck_type)
-    head = _date_head(con, text)
+    head = _date_head(con, _text_expr(col, duck_type))
     if not head:
-        return None
+        return None, head
     formats = [fmt] if fmt else DATE_FORMATS
     fails = con.execute(
         "SELECT " + ", ".join(f"count(*) FILTER (WHERE try_strptime(v, {_lit(f)}) IS NULL)"
                               for f in formats)
         + " FROM (SELECT unnest(CAST(? AS VARCHAR[])) AS v)", [[str(v) for v in head]]
     ).fetchone()
-    return next((f for f, n in zip(formats, fails, strict=True) if n == 0), None)
+    return next((f for f, n in zip(formats, fails, strict=True) if n == 0), None), head
 
 
 def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
@@ -272,8 +273,7 @@ def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str
 
     Returns None for a column already typed as a date/timestamp.
     """
-    t = duck_type.upper()
-    if t.startswith("TIMESTAMP") or t == "DATE":
+    if _is_date_type(duck_type):
         return None
     _ensure_raw(con)
     text = _text_expr(col, duck_type)
@@ -469,27 +469,25 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
     # the date format: the first one that parses the first values is the right one when it
     # parses the whole column, which building the lines counts (no scan of its own); else the
     # exact procedure chooses, and the lines are built again (rare: ambiguous first values)
-    date_fmt = _candidate_date_format(con, date_col, types[date_col], cfg.date_format)
-    typed_date = types[date_col].upper().startswith("TIMESTAMP") or \
-        types[date_col].upper() == "DATE"
-    confirmed = typed_date
-    if date_fmt is None and not typed_date:
-        date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
-        confirmed = True
+    date_fmt, final = None, True
+    if not _is_date_type(types[date_col]):
+        date_fmt, head = _candidate_date_format(con, date_col, types[date_col], cfg.date_format)
+        # pandas must read the first values with it too, as on the pandas path
+        pandas_reads = date_fmt is not None and pd.to_datetime(
+            pd.Series(head, dtype="string"), format=date_fmt, errors="coerce").notna().all()
+        final = not pandas_reads
+        if final:  # no candidate, or pandas disagrees on the first values: the exact choice
+            date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
     step()
     _build_lines(con, columns, types, roles, date_col, date_fmt)
-    if not confirmed:
-        unparsed = con.execute("SELECT count(*) FROM lines WHERE ts_unparsed").fetchone()[0]
-        head = _date_head(con, _text_expr(date_col, types[date_col]))
-        pandas_ok = pd.to_datetime(pd.Series(head, dtype="string"), format=date_fmt,
-                                   errors="coerce").notna().all()
-        if unparsed or not pandas_ok:
-            exact = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
-            if exact != date_fmt:
-                date_fmt = exact
-                con.execute("DROP VIEW lines")
-                con.execute("DROP TABLE lines0")
-                _build_lines(con, columns, types, roles, date_col, date_fmt)
+    if not final and con.execute("SELECT count(*) FROM lines WHERE ts_unparsed"
+                                     ).fetchone()[0]:
+        exact = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
+        if exact != date_fmt:
+            date_fmt = exact
+            con.execute("DROP VIEW lines")
+            con.execute("DROP TABLE lines0")
+            _build_lines(con, columns, types, roles, date_col, date_fmt)
     step()
     # exact duplicate rows, all but the first: rows that agree in both hashes of the raw row
     # (a false match needs two independent 64-bit collisions at once: odds ~1e-38 per pair)
