@@ -31,7 +31,7 @@ import pandas as pd
 
 from custseg.config import FeatureConfig, TableConfig
 from custseg.errors import InputError
-from custseg.features import Behaviour, transaction_features
+from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
 from custseg.schema import DATE_FORMATS, Ledger, transaction_roles
 
@@ -85,8 +85,7 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_lit = DUCKDB.text  # a DuckDB string literal
 
 
 # ------------------------------------------------------------------------------------ the source

@@ -252,25 +252,15 @@ def parse_numeric(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.astype("float64")
         return values, np.zeros(len(raw), dtype=bool)
-    direct = _cast_plain(raw)
-    if direct is not None:  # every value a plain number as it stands: no strip, no regex needed
-        values, bad = direct
-        if bad.any() and on_invalid == "error":
-            row, value = _first_bad(rows, raw, bad)
-            raise InputError(f"cannot parse as a number ({int(bad.sum())} such values)",
-                             file=file, column=column, row=row, value=value)
-        return values, bad
-    text = raw.astype("string").str.strip()
-    text = text.where(text != "")
-    arr = pa.array(text, from_pandas=True)
-    try:  # fast path: plain numbers parse in one vectorised cast (no regex), all in Arrow/numpy
-        parsed = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        # "nan" and "inf" cast, but they are not numbers a table should hold
-        bad = pc.is_valid(arr).to_numpy(zero_copy_only=False) & ~np.isfinite(parsed)
-        if bad.any():
-            parsed = np.where(bad, np.nan, parsed)
-        values = pd.Series(parsed, index=raw.index, dtype="float64")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    # plain numbers, as they stand or once stripped, parse in one Arrow cast (no regex)
+    parsed = _cast_plain(raw)
+    if parsed is None:
+        text = raw.astype("string").str.strip()
+        text = text.where(text != "")
+        parsed = _cast_plain(text)
+    if parsed is not None:
+        values, bad = parsed
+    else:
         cleaned = text.str.replace(r"^[£$€¥]\s*|(?<=\d),(?=\d{3}(\D|$))", "", regex=True)
         values = pd.to_numeric(cleaned, errors="coerce").astype("float64")
         bad = (text.notna() & (text != "") & values.isna()).to_numpy()
@@ -285,11 +275,12 @@ def parse_numeric(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
 
 def _cast_plain(raw: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
     """Text whose every value is a plain number (no blanks, spaces, currency or separators) in
-    one Arrow cast, straight from the column's own buffers; None when any value needs cleaning.
+    one Arrow cast, straight from the column's own buffers; None when any value needs cleaning
+    (or the column is not text).
 
-    Arrow's cast rejects surrounding spaces and empty strings, so whenever it succeeds the
-    stripped text would have cast to the same numbers: the result is the one the full path
-    below gives (non-finite "nan"/"inf" are flagged, as there).
+    Arrow's cast rejects surrounding spaces and empty strings, so whenever it succeeds on the
+    raw text the stripped text would have cast to the same numbers. "nan" and "inf" cast, but
+    they are not numbers a table should hold: they are flagged unparseable.
     """
     if not isinstance(raw.dtype, pd.StringDtype | pd.ArrowDtype):
         return None
