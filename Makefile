@@ -7,6 +7,13 @@ DEMO_OUT ?= custseg-demo
 
 .PHONY: demo test lint format bench clean browser spark
 
+# test-only data: CDNOW (Fader & Hardie's published BG/NBD example) ships inside the lifetimes
+# 0.11.3 wheel; the value-model tests read it from the wheel, which is never installed
+CDNOW := $(VENV)/test-data/.lifetimes-0.11.3
+$(CDNOW): $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(VENV)/test-data lifetimes==0.11.3
+	@touch $(CDNOW)
+
 # (re)install only when the project definition changed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +42,7 @@ spark: $(STAMP)
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
-test: $(STAMP) browser spark
+test: $(STAMP) $(CDNOW) browser spark
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 

@@ -1,0 +1,386 @@
+"""What each customer is worth next: BG/NBD purchases and P(alive), Gamma-Gamma spend, CLV.
+
+The models are the classic ones for non-contractual purchase data:
+
+* BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way"): while alive a customer
+  buys at a Poisson rate (Gamma(r, alpha) across customers) and after each purchase drops out with
+  probability p (Beta(a, b) across customers).
+* Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"): spend per purchase, independent of the
+  purchase process, fitted on repeat customers.
+
+Both are fitted by maximum likelihood on the closed-form likelihoods with scipy. Customers that share
+(frequency, recency, T) contribute one weighted term, so a million customers whose dates fall on whole
+days cost a few thousand likelihood terms. Why our own code and not a package: lifetimes is
+unmaintained; pymc-marketing pulls in ~800 MB, compiles for a minute and, with its default priors,
+moves the BG/NBD parameters 11-14% from the published maximum-likelihood values. This module
+reproduces the published CDNOW parameters to four digits (see ``tests/test_value.py``).
+
+Times are in a unit of ``unit_days`` days (weeks by default); same-day purchases are merged into one,
+as in the literature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import digamma, gammaln, hyp2f1
+
+from custseg.errors import InputError
+
+#: days in the CLV "month" (lifetimes' convention: 4.345 weeks)
+DAYS_PER_MONTH = 30.415
+
+
+@dataclass(frozen=True)
+class PurchaseSummary:
+    """Per-customer inputs of the value models, one row per customer.
+
+    ``frequency`` is the number of repeat purchase days, ``recency`` the age (in units) at the last
+    purchase, ``T`` the age at the end of the observation period, ``monetary`` the mean spend of the
+    repeat purchases (0 when there are none or no amounts).
+    """
+
+    frame: pd.DataFrame
+    unit_days: float
+    end: pd.Timestamp
+    has_amounts: bool
+
+    @property
+    def frequency(self) -> np.ndarray:
+        return self.frame["frequency"].to_numpy(float)
+
+    @property
+    def recency(self) -> np.ndarray:
+        return self.frame["recency"].to_numpy(float)
+
+    @property
+    def T(self) -> np.ndarray:  # noqa: N802 - the literature's name
+        return self.frame["T"].to_numpy(float)
+
+    @property
+    def monetary(self) -> np.ndarray:
+        return self.frame["monetary"].to_numpy(float)
+
+
+def summarise_purchases(transactions: pd.DataFrame, *, end: str | pd.Timestamp,
+                        customer: str = "customer_id", timestamp: str = "timestamp",
+                        amount: str | None = "amount", unit_days: float = 7.0,
+                        source: str = "transactions") -> PurchaseSummary:
+    """Frequency, recency, T and mean repeat spend per customer from a transactions log.
+
+    Lines after ``end`` are ignored (that is the holdout); lines on the same day are one purchase
+    whose spend is their sum.
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": [1, 1, 1, 2], "amount": [10.0, 5.0, 20.0, 7.0],
+    ...                    "timestamp": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15",
+    ...                                                 "2024-01-08"])})
+    >>> s = summarise_purchases(tx, end="2024-01-29")
+    >>> s.frame[["frequency", "recency", "T", "monetary"]].round(2).values.tolist()
+    [[1.0, 2.0, 4.0, 20.0], [0.0, 0.0, 3.0, 0.0]]
+    """
+    if unit_days <= 0:
+        raise InputError("the time unit must be a positive number of days", value=unit_days)
+    end = pd.Timestamp(end)
+    days = _purchase_days(transactions, customer, timestamp, amount, end, source)
+    if days.empty:
+        raise InputError(f"no purchases on or before {end.date()}", file=source, column=timestamp)
+    first = days.groupby("customer")["day"].transform("min")
+    days["repeat"] = days["day"] > first
+    per = days.groupby("customer", sort=True)
+    frame = pd.DataFrame({
+        "frequency": per["repeat"].sum().astype(float),
+        "recency": (per["day"].max() - per["day"].min()).dt.days / unit_days,
+        "T": (end.normalize() - per["day"].min()).dt.days / unit_days,
+    })
+    repeat_spend = days[days["repeat"]].groupby("customer")["spend"].mean()
+    frame["monetary"] = repeat_spend.reindex(frame.index).fillna(0.0)
+    frame.index.name = customer
+    return PurchaseSummary(frame, float(unit_days), end, amount is not None)
+
+
+def _purchase_days(transactions: pd.DataFrame, customer: str, timestamp: str, amount: str | None,
+                   end: pd.Timestamp, source: str) -> pd.DataFrame:
+    """One row per customer and purchase day on or before ``end``, with the day's spend."""
+    for col in (customer, timestamp) + ((amount,) if amount else ()):
+        if col not in transactions.columns:
+            raise InputError("column not found", file=source, column=col)
+    when = pd.to_datetime(transactions[timestamp], errors="coerce")
+    if when.isna().any():
+        row = int(np.flatnonzero(when.isna().to_numpy())[0])
+        raise InputError("cannot parse as a date", file=source, column=timestamp, row=row + 1,
+                         value=transactions[timestamp].iloc[row])
+    spend = (pd.to_numeric(transactions[amount], errors="coerce") if amount
+             else pd.Series(0.0, index=transactions.index))
+    lines = pd.DataFrame({"customer": transactions[customer].to_numpy(),
+                          "day": when.dt.normalize().to_numpy(), "spend": spend.to_numpy(float)})
+    lines = lines[lines["day"] <= end.normalize()]
+    return lines.groupby(["customer", "day"], as_index=False, sort=True)["spend"].sum()
+
+
+def _unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of the given columns and how many customers share each."""
+    stacked = np.column_stack(columns)
+    unique, counts = np.unique(stacked, axis=0, return_counts=True)
+    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
+
+
+def _fit_log_params(negloglik, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """Maximise a likelihood over positive parameters (searched on the log scale)."""
+    coarse = minimize(negloglik, np.log(start), method="Nelder-Mead",
+                      options={"maxiter": 2000, "xatol": 1e-6, "fatol": 1e-6})
+    fine = minimize(negloglik, coarse.x, method="L-BFGS-B")
+    best = fine if fine.fun <= coarse.fun else coarse
+    return np.exp(best.x), -float(best.fun), bool(fine.success or coarse.success)
+
+
+@dataclass
+class BetaGeoModel:
+    """BG/NBD fitted by maximum likelihood; parameters ``r_``, ``alpha_``, ``a_``, ``b_``.
+
+    Examples
+    --------
+    >>> m = BetaGeoModel().fit(np.array([0., 2., 5.]), np.array([0., 10., 30.]), np.array([39., 39., 39.]))
+    >>> bool(m.loglik_ < 0)
+    True
+    """
+
+    r_: float = field(default=np.nan, init=False)
+    alpha_: float = field(default=np.nan, init=False)
+    a_: float = field(default=np.nan, init=False)
+    b_: float = field(default=np.nan, init=False)
+    loglik_: float = field(default=np.nan, init=False)
+    converged_: bool = field(default=False, init=False)
+
+    @staticmethod
+    def loglik_terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Each customer's log-likelihood at ``params`` = (r, alpha, a, b) (eq. 6 of the paper)."""
+        r, alpha, a, b = params
+        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        a3 = -(r + x) * np.log(alpha + T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a4 = np.where(x > 0, np.log(a) - np.log(np.where(x > 0, b + x - 1, 1.0))
+                          - (r + x) * np.log(alpha + t_x), -np.inf)
+        return a1 + a2 + np.logaddexp(a3, a4)
+
+    @staticmethod
+    def loglik_gradient(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,  # noqa: N803
+                        weight: np.ndarray) -> np.ndarray:
+        """Gradient of the weighted log-likelihood with respect to log(r, alpha, a, b)."""
+        r, alpha, a, b = params
+        repeat = x > 0
+        a3 = -(r + x) * np.log(alpha + T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bx1 = np.where(repeat, b + x - 1, 1.0)
+            a4 = np.where(repeat, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
+        w4 = np.exp(a4 - np.logaddexp(a3, a4))          # share of the "dropped out at t_x" term
+        w3 = 1.0 - w4
+        d_r = (digamma(r + x) - digamma(r) + np.log(alpha)
+               - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x))
+        d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+        d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+        d_b = (digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
+               - np.where(repeat, w4 / bx1, 0.0))
+        grads = np.array([d_r, d_alpha, d_a, d_b]) @ weight
+        return grads * params
+
+    def fit(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BetaGeoModel:  # noqa: N803
+        """Maximum likelihood on the distinct (frequency, recency, T) rows, weighted by count."""
+        (x, t_x, big_t), weight = _unique_rows(np.asarray(frequency, float),
+                                               np.asarray(recency, float), np.asarray(T, float))
+        if len(weight) == 0 or not np.any(x > 0):
+            raise InputError("the BG/NBD model needs at least one customer with a repeat purchase")
+
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            params = np.exp(log_params)
+            value = -float((weight * self.loglik_terms(params, x, t_x, big_t)).sum())
+            if not np.isfinite(value):
+                return 1e300, np.zeros(4)
+            return value, -self.loglik_gradient(params, x, t_x, big_t, weight)
+
+        start = np.log([1.0, max(float(np.mean(big_t)), 1e-3), 1.0, 1.0])
+        best = minimize(objective, start, jac=True, method="L-BFGS-B",
+                        options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
+        self.r_, self.alpha_, self.a_, self.b_ = (float(v) for v in np.exp(best.x))
+        self.loglik_, self.converged_ = -float(best.fun), bool(best.success)
+        return self
+
+    @property
+    def params_(self) -> dict[str, float]:
+        return {"r": self.r_, "alpha": self.alpha_, "a": self.a_, "b": self.b_}
+
+    def _odds_dead(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+        """a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x) for repeat customers, else 0."""
+        x = np.asarray(x, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            odds = (self.a_ / np.where(x > 0, self.b_ + x - 1, 1.0)
+                    * ((self.alpha_ + T) / (self.alpha_ + t_x)) ** (self.r_ + x))
+        return np.where(x > 0, odds, 0.0)
+
+    def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Probability that each customer is still active at T."""
+        return 1.0 / (1.0 + self._odds_dead(x, t_x, T))
+
+    def expected_purchases(self, t: float | np.ndarray, x: np.ndarray, t_x: np.ndarray,
+                           T: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Expected purchases in the next ``t`` units of each customer (eq. 10 of the paper)."""
+        r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
+        x = np.asarray(x, float)
+        z = t / (alpha + T + t)
+        tail = ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+        return (a + b + x - 1) / (a - 1) * (1 - tail) / (1.0 + self._odds_dead(x, t_x, T))
+
+    def expected_purchases_new(self, t: float | np.ndarray) -> np.ndarray:
+        """Expected purchases of a randomly chosen new customer in its first ``t`` units (eq. 9)."""
+        r, alpha, a, b = self.r_, self.alpha_, self.a_, self.b_
+        t = np.asarray(t, float)
+        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r
+                                        * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+
+
+@dataclass
+class GammaGammaModel:
+    """Gamma-Gamma spend per purchase; parameters ``p_``, ``q_``, ``gamma_``.
+
+    Fitted only on customers with at least one repeat purchase and a positive mean spend;
+    ``excluded_`` counts the others by reason.
+    """
+
+    p_: float = field(default=np.nan, init=False)
+    q_: float = field(default=np.nan, init=False)
+    gamma_: float = field(default=np.nan, init=False)
+    loglik_: float = field(default=np.nan, init=False)
+    excluded_: dict[str, int] = field(default_factory=dict, init=False)
+
+    @staticmethod
+    def loglik_terms(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        p, q, gamma = params
+        px = p * x
+        return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
+                + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + gamma))
+
+    def fit(self, frequency: np.ndarray, monetary: np.ndarray) -> GammaGammaModel:
+        frequency, monetary = np.asarray(frequency, float), np.asarray(monetary, float)
+        repeat = frequency > 0
+        usable = repeat & (monetary > 0)
+        self.excluded_ = {"no repeat purchase": int((~repeat).sum()),
+                          "repeat purchases with zero or negative mean spend": int((repeat & ~usable).sum())}
+        if usable.sum() < 3:
+            raise InputError("the Gamma-Gamma spend model needs at least 3 repeat customers with a "
+                             "positive mean spend", value=int(usable.sum()))
+        (x, m), weight = _unique_rows(frequency[usable], monetary[usable])
+
+        def negloglik(log_params: np.ndarray) -> float:
+            value = -(weight * self.loglik_terms(np.exp(log_params), x, m)).sum()
+            return float(value) if np.isfinite(value) else 1e300
+
+        params, self.loglik_, _ = _fit_log_params(negloglik, np.array([1.0, 1.0, float(np.mean(m))]))
+        self.p_, self.q_, self.gamma_ = (float(v) for v in params)
+        return self
+
+    @property
+    def params_(self) -> dict[str, float]:
+        return {"p": self.p_, "q": self.q_, "gamma": self.gamma_}
+
+    def expected_spend(self, frequency: np.ndarray, monetary: np.ndarray) -> np.ndarray:
+        """Expected spend per future purchase: a weighted mean of the population mean and the
+        customer's own mean repeat spend (the population mean for customers without repeats)."""
+        p, q, gamma = self.p_, self.q_, self.gamma_
+        x = np.asarray(frequency, float)
+        m = np.where(x > 0, np.asarray(monetary, float), 0.0)
+        population = gamma * p / (q - 1)
+        weight = p * x / (p * x + q - 1)
+        return (1 - weight) * population + weight * m
+
+
+def customer_value(bg: BetaGeoModel, gg: GammaGammaModel | None, summary: PurchaseSummary, *,
+                   horizon_months: int = 12, monthly_discount: float = 0.01) -> pd.DataFrame:
+    """Per customer: P(alive), expected purchases and spend over the horizon, discounted CLV.
+
+    CLV sums, month by month, the expected purchases in that month times the expected spend per
+    purchase, discounted at ``monthly_discount`` per month (the convention of the literature's
+    reference implementation). Without a spend model, spend and CLV are NaN.
+    """
+    x, t_x, big_t = summary.frequency, summary.recency, summary.T
+    month = DAYS_PER_MONTH / summary.unit_days
+    spend = (gg.expected_spend(x, summary.monetary) if gg is not None
+             else np.full(len(x), np.nan))
+    clv = np.zeros(len(x))
+    before = np.zeros(len(x))
+    for i in range(1, horizon_months + 1):
+        upto = bg.expected_purchases(i * month, x, t_x, big_t)
+        clv += (upto - before) * spend / (1 + monthly_discount) ** i
+        before = upto
+    return pd.DataFrame({
+        "p_alive": bg.p_alive(x, t_x, big_t),
+        "expected_purchases": before,
+        "expected_spend_per_purchase": spend,
+        "clv": clv,
+    }, index=summary.frame.index)
+
+
+@dataclass(frozen=True)
+class HoldoutCheck:
+    """Predicted vs actual repeat purchases after the calibration end."""
+
+    predicted: pd.Series        # per customer, expected purchases in the holdout
+    actual: pd.Series           # per customer, purchase days in the holdout
+    tracking: pd.DataFrame      # per unit since the first day: cumulative actual vs expected
+
+    @property
+    def predicted_total(self) -> float:
+        return float(self.predicted.sum())
+
+    @property
+    def actual_total(self) -> int:
+        return int(self.actual.sum())
+
+    @property
+    def correlation(self) -> float:
+        return float(np.corrcoef(self.predicted, self.actual)[0, 1])
+
+
+def holdout_check(transactions: pd.DataFrame, bg: BetaGeoModel, calibration: PurchaseSummary, *,
+                  holdout_end: str | pd.Timestamp, customer: str = "customer_id",
+                  timestamp: str = "timestamp", source: str = "transactions") -> HoldoutCheck:
+    """Compare the model's holdout predictions with what the customers actually did.
+
+    Only customers seen in the calibration period count (new customers in the holdout are not the
+    model's to predict); same-day purchases are merged as in calibration.
+    """
+    holdout_end = pd.Timestamp(holdout_end)
+    unit = calibration.unit_days
+    days = _purchase_days(transactions, customer, timestamp, None, holdout_end, source)
+    days = days[days["customer"].isin(calibration.frame.index)]
+    later = days[days["day"] > calibration.end.normalize()]
+    actual = later.groupby("customer").size().reindex(calibration.frame.index, fill_value=0)
+    length = (holdout_end.normalize() - calibration.end.normalize()).days / unit
+    predicted = pd.Series(bg.expected_purchases(length, calibration.frequency, calibration.recency,
+                                                calibration.T), index=calibration.frame.index)
+    return HoldoutCheck(predicted, actual, _cumulative_tracking(days, bg, unit, holdout_end))
+
+
+def _cumulative_tracking(days: pd.DataFrame, bg: BetaGeoModel, unit: float,
+                         end: pd.Timestamp) -> pd.DataFrame:
+    """Cumulative repeat purchases per unit since the first purchase day: actual and expected.
+
+    Expected is each customer's unconditional expectation from its own first purchase, summed
+    (the paper's figure 2).
+    """
+    start = days["day"].min()
+    first = days.groupby("customer")["day"].min()
+    births = ((first - start).dt.days / unit).to_numpy()
+    span = (end.normalize() + pd.Timedelta(days=1) - start).days / unit
+    steps = np.minimum(np.arange(1, int(np.ceil(span)) + 1, dtype=float), span)
+    born, count = np.unique(births, return_counts=True)
+    age = steps[:, None] - born[None, :]
+    expected = (np.where(age > 0, bg.expected_purchases_new(np.clip(age, 0, None)), 0.0) * count).sum(1)
+    repeat = days[days["day"] > days["customer"].map(first)]
+    at = ((repeat["day"] - start).dt.days / unit).to_numpy()
+    actual = np.searchsorted(np.sort(at), steps, side="left")  # purchases before each step
+    return pd.DataFrame({"unit": steps, "actual": actual.astype(float), "expected": expected})
