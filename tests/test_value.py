@@ -181,3 +181,17 @@ def test_bad_input_names_the_column_and_value():
     summary = summarise_purchases(only_once, end="2024-02-01", amount=None)
     with pytest.raises(InputError, match="repeat purchase"):
         BetaGeoModel().fit(summary.frequency, summary.recency, summary.T)
+
+
+def test_the_gamma_gamma_gradient_is_the_likelihoods_slope(fitted):
+    summary, _, _ = fitted
+    keep = summary.frequency > 0
+    x, m = summary.frequency[keep], summary.monetary[keep]
+    point = np.array([5.0, 3.0, 12.0])
+    grad = GammaGammaModel.loglik_gradient(point, x, m, np.ones_like(x))
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-6
+        up = GammaGammaModel.loglik_terms(point * np.exp(step), x, m).sum()
+        down = GammaGammaModel.loglik_terms(point * np.exp(-step), x, m).sum()
+        assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-5)

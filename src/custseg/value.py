@@ -129,13 +129,17 @@ def _unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
 
 
-def _fit_log_params(negloglik, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """Maximise a likelihood over positive parameters (searched on the log scale)."""
-    coarse = minimize(negloglik, np.log(start), method="Nelder-Mead",
-                      options={"maxiter": 2000, "xatol": 1e-6, "fatol": 1e-6})
-    fine = minimize(negloglik, coarse.x, method="L-BFGS-B")
-    best = fine if fine.fun <= coarse.fun else coarse
-    return np.exp(best.x), -float(best.fun), bool(fine.success or coarse.success)
+def _maximise(objective, start: np.ndarray) -> tuple[float, ...]:
+    """Maximise a likelihood over positive parameters, searched on the log scale with L-BFGS-B.
+
+    ``objective`` returns the negative log-likelihood and its gradient in log-parameters. Returns
+    the parameters followed by the maximised log-likelihood; raises when the search fails.
+    """
+    best = minimize(objective, np.log(start), jac=True, method="L-BFGS-B",
+                    options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
+    if not np.isfinite(best.fun) or best.fun >= 1e300:
+        raise InputError(f"the value model did not converge ({best.message})")
+    return (*(float(v) for v in np.exp(best.x)), -float(best.fun))
 
 
 @dataclass
@@ -154,7 +158,6 @@ class BetaGeoModel:
     a_: float = field(default=np.nan, init=False)
     b_: float = field(default=np.nan, init=False)
     loglik_: float = field(default=np.nan, init=False)
-    converged_: bool = field(default=False, init=False)
 
     @staticmethod
     def loglik_terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -203,11 +206,8 @@ class BetaGeoModel:
                 return 1e300, np.zeros(4)
             return value, -self.loglik_gradient(params, x, t_x, big_t, weight)
 
-        start = np.log([1.0, max(float(np.mean(big_t)), 1e-3), 1.0, 1.0])
-        best = minimize(objective, start, jac=True, method="L-BFGS-B",
-                        options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
-        self.r_, self.alpha_, self.a_, self.b_ = (float(v) for v in np.exp(best.x))
-        self.loglik_, self.converged_ = -float(best.fun), bool(best.success)
+        self.r_, self.alpha_, self.a_, self.b_, self.loglik_ = _maximise(
+            objective, np.array([1.0, max(float(np.mean(big_t)), 1e-3), 1.0, 1.0]))
         return self
 
     @property
@@ -264,7 +264,20 @@ class GammaGammaModel:
         return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma)
                 + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + gamma))
 
+    @staticmethod
+    def loglik_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray,
+                        weight: np.ndarray) -> np.ndarray:
+        """Gradient of the weighted log-likelihood with respect to log(p, q, gamma)."""
+        p, q, gamma = params
+        px = p * x
+        log_spent = np.log(x * m + gamma)
+        d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_spent)
+        d_q = digamma(px + q) - digamma(q) + np.log(gamma) - log_spent
+        d_gamma = q / gamma - (px + q) / (x * m + gamma)
+        return (np.array([d_p, d_q, d_gamma]) @ weight) * params
+
     def fit(self, frequency: np.ndarray, monetary: np.ndarray) -> GammaGammaModel:
+        """Maximum likelihood on the repeat customers with a positive mean spend."""
         frequency, monetary = np.asarray(frequency, float), np.asarray(monetary, float)
         repeat = frequency > 0
         usable = repeat & (monetary > 0)
@@ -275,12 +288,15 @@ class GammaGammaModel:
                              "positive mean spend", value=int(usable.sum()))
         (x, m), weight = _unique_rows(frequency[usable], monetary[usable])
 
-        def negloglik(log_params: np.ndarray) -> float:
-            value = -(weight * self.loglik_terms(np.exp(log_params), x, m)).sum()
-            return float(value) if np.isfinite(value) else 1e300
+        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+            params = np.exp(log_params)
+            value = -float((weight * self.loglik_terms(params, x, m)).sum())
+            if not np.isfinite(value):
+                return 1e300, np.zeros(3)
+            return value, -self.loglik_gradient(params, x, m, weight)
 
-        params, self.loglik_, _ = _fit_log_params(negloglik, np.array([1.0, 1.0, float(np.mean(m))]))
-        self.p_, self.q_, self.gamma_ = (float(v) for v in params)
+        self.p_, self.q_, self.gamma_, self.loglik_ = _maximise(
+            objective, np.array([1.0, 2.0, float(np.mean(m))]))
         return self
 
     @property
@@ -306,21 +322,26 @@ def customer_value(bg: BetaGeoModel, gg: GammaGammaModel | None, summary: Purcha
     purchase, discounted at ``monthly_discount`` per month (the convention of the literature's
     reference implementation). Without a spend model, spend and CLV are NaN.
     """
-    x, t_x, big_t = summary.frequency, summary.recency, summary.T
     month = DAYS_PER_MONTH / summary.unit_days
-    spend = (gg.expected_spend(x, summary.monetary) if gg is not None
-             else np.full(len(x), np.nan))
-    clv = np.zeros(len(x))
-    before = np.zeros(len(x))
-    for i in range(1, horizon_months + 1):
-        upto = bg.expected_purchases(i * month, x, t_x, big_t)
-        clv += (upto - before) * spend / (1 + monthly_discount) ** i
-        before = upto
+    # the purchase side depends on (frequency, recency, T) only: computed once per distinct row
+    stacked = np.column_stack([summary.frequency, summary.recency, summary.T])
+    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    x, t_x, big_t = rows[:, 0], rows[:, 1], rows[:, 2]
+    per_month = np.empty((horizon_months, len(rows)))
+    before = np.zeros(len(rows))
+    for i in range(horizon_months):
+        upto = bg.expected_purchases((i + 1) * month, x, t_x, big_t)
+        per_month[i], before = upto - before, upto
+    discount = (1 + monthly_discount) ** -np.arange(1, horizon_months + 1)
+    discounted_purchases = (discount @ per_month)[inverse]
+    spend = (gg.expected_spend(summary.frequency, summary.monetary) if gg is not None
+             else np.full(len(inverse), np.nan))
     return pd.DataFrame({
-        "p_alive": bg.p_alive(x, t_x, big_t),
-        "expected_purchases": before,
+        "p_alive": bg.p_alive(x, t_x, big_t)[inverse],
+        "expected_purchases": before[inverse],
         "expected_spend_per_purchase": spend,
-        "clv": clv,
+        "clv": discounted_purchases * spend,
     }, index=summary.frame.index)
 
 
