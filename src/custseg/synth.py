@@ -166,9 +166,8 @@ def _validate(n_customers: int, months: int, seed: int, end_date: str) -> pd.Tim
     return end
 
 
-def _choice_rows(
-    rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray:
+def _choice_rows(rng: np.random.Generator, probs: np.ndarray,
+                 rows: np.ndarray | None = None) -> np.ndarray:
     """Draw a category index from row ``rows[i]`` of a (rows x categories) probability matrix.
 
     With ``rows`` omitted, one draw per row. Inverse-CDF sampling through one ``searchsorted``
@@ -312,37 +311,14 @@ def generate(
     customer_ids = _ids("C", np.arange(1, n + 1), max(6, len(str(n))))
     transactions = _transactions_frame(customer_ids, orders, lines, returns, duplicates, window)
     customers = _customers_frame(customer_ids, people, mess, signup_day)
-    truth = pd.DataFrame(
-        {
-            "customer_id": customer_ids,
-            "persona": _labels(tuple(s.name for s in specs), persona),
-        }
-    )
-    description = _describe(
-        arguments={
-            "n_customers": n,
-            "months": int(months),
-            "seed": int(seed),
-            "end_date": end.strftime("%Y-%m-%d"),
-        },
-        window=window,
-        specs=specs,
-        counts=counts,
-        persona=persona,
-        orders=orders,
-        lines=lines,
-        returns=returns,
-        duplicates=duplicates,
-        transaction_rows=len(transactions),
-        mess=mess,
-    )
-    return SynthData(
-        customers=customers,
-        transactions=transactions,
-        truth=truth,
-        as_of=window.as_of,
-        description=description,
-    )
+    truth = pd.DataFrame({"customer_id": customer_ids,
+                          "persona": _labels(tuple(s.name for s in specs), persona)})
+    arguments = {"n_customers": n, "months": int(months), "seed": int(seed),
+                 "end_date": end.strftime("%Y-%m-%d")}
+    description = _describe(arguments, window, specs, counts, persona, orders, lines, returns,
+                            duplicates, len(transactions), mess)
+    return SynthData(customers=customers, transactions=transactions, truth=truth,
+                     as_of=window.as_of, description=description)
 
 
 # ------------------------------------------------------------------------------------------
@@ -367,15 +343,9 @@ def _window(end: pd.Timestamp, months: int) -> _Window:
     end_day = int((end - _EPOCH).days)
     start = end + pd.Timedelta(days=1) - pd.DateOffset(months=int(months))
     start_day = int((start - _EPOCH).days)
-    return _Window(
-        start=start,
-        end=end,
-        as_of=end + pd.Timedelta(hours=23, minutes=59, seconds=59),
-        start_day=start_day,
-        end_day=end_day,
-        days=end_day - start_day + 1,
-        as_of_sec=(end_day + 1) * _DAY - 1,
-    )
+    return _Window(start=start, end=end, as_of=end + pd.Timedelta(hours=23, minutes=59, seconds=59),
+                   start_day=start_day, end_day=end_day, days=end_day - start_day + 1,
+                   as_of_sec=(end_day + 1) * _DAY - 1)
 
 
 def _per(specs: tuple[PersonaSpec, ...], attr: str) -> np.ndarray:
@@ -383,9 +353,8 @@ def _per(specs: tuple[PersonaSpec, ...], attr: str) -> np.ndarray:
     return np.array([getattr(s, attr) for s in specs], dtype=float)
 
 
-def _assign_personas(
-    rng: np.random.Generator, specs: tuple[PersonaSpec, ...], n: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _assign_personas(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's persona index (shuffled) and the customers per persona (each at least 1)."""
     k = len(specs)
     shares = np.array([s.share for s in specs])
@@ -408,9 +377,9 @@ class _People:
     household: np.ndarray
 
 
-def _draw_demographics(
-    rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray
-) -> _People:
+def _draw_demographics(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                       persona: np.ndarray) -> _People:
+    """Age, income, gender, location, occupation, education and household, from the persona."""
     n = len(persona)
     age_p = _per(specs, "age")[persona]
     inc_p = _per(specs, "income")[persona]
@@ -428,25 +397,13 @@ def _draw_demographics(
     partner = rng.random(n) < _per(specs, "partner")[persona]
     extra = rng.random(n) < _per(specs, "extra_adult")[persona]
     household = (1 + partner + extra + children).astype(np.int64)
-    return _People(
-        age=age,
-        income=income,
-        gender=gender,
-        location=location,
-        occupation=occupation,
-        education=education,
-        children=children,
-        household=household,
-    )
+    return _People(age=age, income=income, gender=gender, location=location,
+                   occupation=occupation, education=education, children=children,
+                   household=household)
 
 
-def _draw_signup_days(
-    rng: np.random.Generator,
-    specs: tuple[PersonaSpec, ...],
-    persona: np.ndarray,
-    window: _Window,
-    anchor_date: str | None,
-) -> np.ndarray:
+def _draw_signup_days(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                      window: _Window, anchor_date: str | None) -> np.ndarray:
     """Signup day of each customer: the persona's years back from the anchor (or end) date."""
     sig = _per(specs, "signup_years")[persona]
     signup_back = np.rint(rng.uniform(sig[:, 0], sig[:, 1]) * 365.25).astype(np.int64)
@@ -457,13 +414,8 @@ def _draw_signup_days(
     return np.minimum(anchor_day - signup_back, window.end_day)
 
 
-def _activity_span(
-    rng: np.random.Generator,
-    specs: tuple[PersonaSpec, ...],
-    persona: np.ndarray,
-    signup_day: np.ndarray,
-    window: _Window,
-) -> tuple[np.ndarray, np.ndarray]:
+def _activity_span(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                   signup_day: np.ndarray, window: _Window) -> tuple[np.ndarray, np.ndarray]:
     """First active day and number of active days in the window: from signup (or the window's
     start) to the end, or to the lapse of a lapsing persona."""
     act_lo = np.maximum(window.start_day, signup_day)
@@ -492,9 +444,9 @@ class _Habits:
     price_norm: np.ndarray  # the persona's mean category price index
 
 
-def _draw_habits(
-    rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray
-) -> _Habits:
+def _draw_habits(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                 persona: np.ndarray) -> _Habits:
+    """Order rate, basket value, discount and return appetite, category and channel mix."""
     n = len(persona)
     rate = _per(specs, "orders_per_month")[persona] * rng.lognormal(
         -_RATE_SIGMA**2 / 2, _RATE_SIGMA, n
@@ -509,15 +461,8 @@ def _draw_habits(
     cat_persona = _per(specs, "categories")
     cat_p = _dirichlet_rows(rng, cat_persona[persona] * _CATEGORY_CONCENTRATION + 0.02)
     chan_p = _dirichlet_rows(rng, _per(specs, "channels")[persona] * _CHANNEL_CONCENTRATION + 0.02)
-    return _Habits(
-        rate=rate,
-        amount_mean=amount_mean,
-        disc_p=disc_p,
-        ret_p=ret_p,
-        cat_p=cat_p,
-        chan_p=chan_p,
-        price_norm=(cat_persona @ _CATEGORY_PRICE)[persona],
-    )
+    return _Habits(rate=rate, amount_mean=amount_mean, disc_p=disc_p, ret_p=ret_p, cat_p=cat_p,
+                   chan_p=chan_p, price_norm=(cat_persona @ _CATEGORY_PRICE)[persona])
 
 
 @dataclass(frozen=True)
@@ -538,15 +483,9 @@ class _Orders:
         return len(self.cust)
 
 
-def _draw_orders(
-    rng: np.random.Generator,
-    specs: tuple[PersonaSpec, ...],
-    persona: np.ndarray,
-    habits: _Habits,
-    act_lo: np.ndarray,
-    span: np.ndarray,
-    window: _Window,
-) -> _Orders:
+def _draw_orders(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                 habits: _Habits, act_lo: np.ndarray, span: np.ndarray, window: _Window) -> _Orders:
+    """Orders (at least one a customer) over each active span, with channel, discount and lines."""
     n = len(persona)
     n_orders_c = np.maximum(1, rng.poisson(habits.rate * span / _MONTH_DAYS))
     cust = np.repeat(np.arange(n), n_orders_c)
@@ -561,27 +500,14 @@ def _draw_orders(
     channel = _choice_rows(rng, habits.chan_p, cust)
     discount = (rng.random(n_ord) < habits.disc_p[cust]).astype(np.int64)
     n_lines = rng.choice(np.arange(1, 4), size=n_ord, p=_LINES_PER_ORDER)
-    return _Orders(
-        cust=cust,
-        day=day,
-        sec=sec,
-        number=number,
-        channel=channel,
-        discount=discount,
-        n_lines=n_lines,
-        categories=_line_categories(rng, habits.cat_p, cust, n_lines),
-    )
+    categories = _line_categories(rng, habits.cat_p, cust, n_lines)
+    return _Orders(cust=cust, day=day, sec=sec, number=number, channel=channel,
+                   discount=discount, n_lines=n_lines, categories=categories)
 
 
-def _order_days(
-    rng: np.random.Generator,
-    specs: tuple[PersonaSpec, ...],
-    persona: np.ndarray,
-    cust: np.ndarray,
-    n_orders_c: np.ndarray,
-    act_lo: np.ndarray,
-    span: np.ndarray,
-) -> np.ndarray:
+def _order_days(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                cust: np.ndarray, n_orders_c: np.ndarray, act_lo: np.ndarray,
+                span: np.ndarray) -> np.ndarray:
     """Order days uniform over each customer's active span."""
     day = act_lo[cust] + np.floor(rng.random(len(cust)) * span[cust]).astype(np.int64)
     # Loyalists have been buying all along: their first order in the window is near its start.
@@ -593,9 +519,8 @@ def _order_days(
     return day
 
 
-def _line_categories(
-    rng: np.random.Generator, cat_p: np.ndarray, cust: np.ndarray, n_lines: np.ndarray
-) -> np.ndarray:
+def _line_categories(rng: np.random.Generator, cat_p: np.ndarray, cust: np.ndarray,
+                     n_lines: np.ndarray) -> np.ndarray:
     """One category per line from the customer's mix; the lines of a multi-line order have
     distinct categories (Gumbel top-k: sampling without replacement, in draw order)."""
     top = np.zeros((len(cust), 3), dtype=np.int64)
@@ -625,6 +550,7 @@ class _Lines:
 
 
 def _draw_lines(rng: np.random.Generator, orders: _Orders, habits: _Habits) -> _Lines:
+    """Amount (with a few outliers) and quantity of every purchase line."""
     order = np.repeat(np.arange(orders.n), orders.n_lines)
     n_line = len(order)
     first = np.concatenate(([0], np.cumsum(orders.n_lines)[:-1]))
@@ -641,16 +567,8 @@ def _draw_lines(rng: np.random.Generator, orders: _Orders, habits: _Habits) -> _
     amount[outlier] *= rng.uniform(10, 30, int(outlier.sum()))
     amount = np.maximum(np.round(amount, 2), 0.99)
     quantity = 1 + rng.poisson(_CATEGORY_EXTRA_UNITS[cat])
-    return _Lines(
-        order=order,
-        first=first,
-        pos=pos,
-        cust=cust,
-        cat=cat,
-        amount=amount,
-        quantity=quantity,
-        outlier=outlier,
-    )
+    return _Lines(order=order, first=first, pos=pos, cust=cust, cat=cat, amount=amount,
+                  quantity=quantity, outlier=outlier)
 
 
 @dataclass(frozen=True)
@@ -665,9 +583,9 @@ class _Returns:
     full: np.ndarray  # bool: the whole line went back
 
 
-def _draw_returns(
-    rng: np.random.Generator, orders: _Orders, lines: _Lines, habits: _Habits, window: _Window
-) -> _Returns:
+def _draw_returns(rng: np.random.Generator, orders: _Orders, lines: _Lines, habits: _Habits,
+                  window: _Window) -> _Returns:
+    """Returned orders: one line each, in full or in part, 1-30 days later (never after as_of)."""
     returned = np.flatnonzero(rng.random(orders.n) < habits.ret_p[orders.cust])
     m = len(returned)
     line = lines.first[returned] + np.floor(rng.random(m) * orders.n_lines[returned]).astype(
@@ -708,6 +626,7 @@ class _CustomerMess:
 
 
 def _draw_customer_mess(rng: np.random.Generator, people: _People) -> _CustomerMess:
+    """A few absurd ages and incomes, and missing ages, incomes and genders."""
     n = len(people.age)
     age, income = people.age.copy(), people.income.copy()
     age_missing = rng.random(n) < _MISSING_AGE
@@ -717,25 +636,14 @@ def _draw_customer_mess(rng: np.random.Generator, people: _People) -> _CustomerM
     income_absurd = (~income_missing) & (rng.random(n) < _ABSURD_INCOME)
     income[income_absurd] = _ABSURD_INCOME_VALUE
     gender_missing = rng.random(n) < _MISSING_GENDER
-    return _CustomerMess(
-        age=age,
-        income=income,
-        age_missing=age_missing,
-        age_absurd=age_absurd,
-        income_missing=income_missing,
-        income_absurd=income_absurd,
-        gender_missing=gender_missing,
-    )
+    return _CustomerMess(age=age, income=income, age_missing=age_missing, age_absurd=age_absurd,
+                         income_missing=income_missing, income_absurd=income_absurd,
+                         gender_missing=gender_missing)
 
 
-def _transactions_frame(
-    customer_ids: pd.api.extensions.ExtensionArray,
-    orders: _Orders,
-    lines: _Lines,
-    returns: _Returns,
-    duplicates: np.ndarray,
-    window: _Window,
-) -> pd.DataFrame:
+def _transactions_frame(customer_ids: pd.api.extensions.ExtensionArray, orders: _Orders,
+                        lines: _Lines, returns: _Returns, duplicates: np.ndarray,
+                        window: _Window) -> pd.DataFrame:
     """Purchase lines, their duplicates and the return rows, sorted by time, kind, order number,
     line position and duplicate flag."""
     p_rows = np.concatenate((np.arange(lines.n), duplicates))
@@ -776,12 +684,9 @@ def _transactions_frame(
     )
 
 
-def _customers_frame(
-    customer_ids: pd.api.extensions.ExtensionArray,
-    people: _People,
-    mess: _CustomerMess,
-    signup_day: np.ndarray,
-) -> pd.DataFrame:
+def _customers_frame(customer_ids: pd.api.extensions.ExtensionArray, people: _People,
+                     mess: _CustomerMess, signup_day: np.ndarray) -> pd.DataFrame:
+    """The customer file as exported: clean demographics with the planted mess applied."""
     return pd.DataFrame(
         {
             "customer_id": customer_ids,
@@ -798,20 +703,10 @@ def _customers_frame(
     )
 
 
-def _describe(
-    *,
-    arguments: dict[str, Any],
-    window: _Window,
-    specs: tuple[PersonaSpec, ...],
-    counts: np.ndarray,
-    persona: np.ndarray,
-    orders: _Orders,
-    lines: _Lines,
-    returns: _Returns,
-    duplicates: np.ndarray,
-    transaction_rows: int,
-    mess: _CustomerMess,
-) -> dict[str, Any]:
+def _describe(arguments: dict[str, Any], window: _Window, specs: tuple[PersonaSpec, ...],
+              counts: np.ndarray, persona: np.ndarray, orders: _Orders, lines: _Lines,
+              returns: _Returns, duplicates: np.ndarray, transaction_rows: int,
+              mess: _CustomerMess) -> dict[str, Any]:
     """The JSON-serialisable record of :attr:`SynthData.description`."""
     returned_persona = persona[orders.cust[returns.order]]
     return {
