@@ -10,7 +10,8 @@ from sklearn.metrics import adjusted_rand_score
 from custseg.pipeline import run_segmentation
 from custseg.synth import PERSONAS, generate
 
-NAMED = ["Young Professionals", "Family-Oriented", "Budget-Conscious", "Loyalists"]
+# every planted persona must earn its own name from the naming rules (At-Risk / Lapsed included)
+NAMED = list(PERSONAS)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -21,11 +22,14 @@ def test_recovers_planted_personas(seed: int) -> None:
     assert result.k == len(PERSONAS), result.selection.reason
     assert adjusted_rand_score(truth, result.labels) >= 0.9
     names = {s.segment_id: s.name for s in result.profiles.segments}
+    rules = {s.segment_id: s.name_rule for s in result.profiles.segments}
     assert len(set(names.values())) == result.k
     for persona in NAMED:
-        # the segment holding most of this persona carries the persona's name
+        # the segment holding most of this persona carries the persona's name, from its rule
         ids, counts = np.unique(result.labels[(truth == persona).to_numpy()], return_counts=True)
-        assert names[int(ids[np.argmax(counts)])] == persona, (persona, names)
+        top = int(ids[np.argmax(counts)])
+        assert names[top] == persona, (persona, names)
+        assert rules[top] == persona, (persona, rules)
     for s in result.profiles.segments:
         assert s.evidence, s.name
         assert {r["theme"] for r in s.recommendations} == {

@@ -12,6 +12,8 @@ import pytest
 
 from custseg import synth
 from custseg.errors import ConfigError
+from custseg.pipeline import prepare_data
+from custseg.profile import load_rules, name_segments, profile_segments
 
 CUSTOMER_COLUMNS = [
     "customer_id",
@@ -345,6 +347,20 @@ def test_persona_behaviour(data: synth.SynthData) -> None:
     loyal = persona[persona == "Loyalists"].index
     first = lines.groupby("customer_id")["timestamp"].min().reindex(loyal)
     assert (first < pd.Timestamp("2025-01-15")).all()
+
+
+@pytest.mark.parametrize("which", ["data", "small"])
+def test_each_persona_earns_its_name(which: str, request: pytest.FixtureRequest) -> None:
+    # Taken as a segment, every planted persona fires its own rule in the built-in naming table
+    # (a rule, not the descriptive fallback): deleting or breaking any of the five rules fails.
+    d: synth.SynthData = request.getfixturevalue(which)
+    features = prepare_data(d.customers, d.transactions).features
+    persona = _persona(d).reindex(features.frame.index)
+    codes = persona.map({p: i for i, p in enumerate(synth.PERSONAS)}).to_numpy()
+    profiles = profile_segments(features, codes)
+    name_segments(profiles, load_rules())
+    earned = {synth.PERSONAS[s.segment_id]: s.name_rule for s in profiles.segments}
+    assert earned == {p: p for p in synth.PERSONAS}
 
 
 # ---------------------------------------------------------------- write

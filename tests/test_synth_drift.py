@@ -9,6 +9,7 @@ import pytest
 from custseg.drift import PSI_MAJOR, PSI_MATERIAL, compare_features, compare_snapshots
 from custseg.evolution import evolve
 from custseg.features import FeatureTable
+from custseg.personas import CHANNELS, DRIFT_KINDS, SHOCK_AMOUNT, SPECS, drifted_specs
 from custseg.pipeline import prepare_data
 from custseg.snapshots import Snapshot
 from custseg.synth import generate_snapshots
@@ -26,6 +27,33 @@ def _snapshots(n: int, months: int, seed: int, drift: str) -> list[Snapshot]:
 
 def _model_features(f: FeatureTable) -> tuple[list[str], list[str]]:
     return [*f.numeric, *f.binary], list(f.categorical)
+
+
+@pytest.mark.parametrize("kind", DRIFT_KINDS)
+def test_drifted_specs_keep_the_population(kind: str) -> None:
+    # only basket value and Young Professionals' channels move: shares, demographics and every
+    # other persona's channel mix stay, so customers keep their persona across snapshots
+    web, app = CHANNELS.index("web"), CHANNELS.index("app")
+    for month in range(12):
+        specs, factors = drifted_specs(kind, month, shock_month=6)
+        assert [s.name for s in specs] == [s.name for s in SPECS]
+        for new, old in zip(specs, SPECS, strict=True):
+            assert (new.share, new.age, new.income, new.categories) == (
+                old.share, old.age, old.income, old.categories)
+            assert new.line_amount == pytest.approx(old.line_amount
+                                                    * factors["line_amount_factor"])
+            assert sum(new.channels) == pytest.approx(1.0)
+            moved = old.channels[web] - new.channels[web]
+            if old.name != "Young Professionals":
+                assert new.channels == old.channels
+            else:
+                assert moved == pytest.approx(new.channels[app] - old.channels[app])
+                assert moved == pytest.approx(min(factors["young_professionals_web_to_app"],
+                                                  old.channels[web] - 0.02))
+    expected = {"none": (1.0, 0.0), "gradual": (1.0 + 0.06 * 11, 0.33),
+                "shock": (SHOCK_AMOUNT, 0.30)}[kind]
+    assert tuple(factors.values()) == pytest.approx(expected)
+    assert drifted_specs("shock", 5, shock_month=6)[1]["line_amount_factor"] == 1.0
 
 
 def test_no_false_alarms_month_to_month_small() -> None:

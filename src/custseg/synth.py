@@ -1,10 +1,11 @@
 """Realistic synthetic customers and transactions drawn from planted personas.
 
 The generator knows the right answer: every customer is drawn from one of five personas
-(:data:`PERSONAS`) and :attr:`SynthData.truth` says which. Each customer's own parameters (order
-rate, basket value, discount appetite, category and channel mix, ...) are drawn with noise around
-the persona's means, so the personas overlap the way real segments do, yet a sensible
-feature-engineering + K-Means pipeline recovers them (adjusted Rand index above 0.9).
+(:data:`~custseg.personas.PERSONAS`, defined in :mod:`custseg.personas`) and
+:attr:`SynthData.truth` says which. Each customer's own parameters (order rate, basket value,
+discount appetite, category and channel mix, ...) are drawn with noise around the persona's means,
+so the personas overlap the way real segments do, yet a sensible feature-engineering + K-Means
+pipeline recovers them (adjusted Rand index above 0.9).
 
 The data are deliberately a little messy, like real exports: missing demographics, a few absurd
 ages and incomes, outlier line amounts, returns as separate negative rows, multi-line orders and a
@@ -12,7 +13,10 @@ handful of exact duplicate rows. Every piece of planted mess is counted in
 :attr:`SynthData.description`.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)``; nothing reads the wall clock, so
-the same arguments always give the same frames.
+the same arguments always give the same frames. :func:`generate` draws in this order (changing
+the order changes every data set): personas, demographics, signup dates (the population), then
+activity spans, habits, orders, order lines, returns, duplicate rows and the customer file's mess
+(the behaviour, optionally from a second seed).
 
 Examples
 --------
@@ -35,16 +39,35 @@ import pyarrow as pa
 
 from custseg.errors import ConfigError
 from custseg.io.writers import write_csv, write_json
+from custseg.personas import (
+    CATEGORIES,
+    CHANNELS,
+    DRIFT_KINDS,
+    EDUCATION_LEVELS,
+    GENDERS,
+    GRADUAL_AMOUNT_PER_MONTH,
+    GRADUAL_APP_PER_MONTH,
+    LOCATION_TYPES,
+    OCCUPATIONS,
+    PERSONAS,
+    SHOCK_AMOUNT,
+    SHOCK_APP,
+    SPECS,
+    PersonaSpec,
+    drifted_specs,
+)
 
 __all__ = [
     "CATEGORIES",
     "CHANNELS",
+    "DRIFT_KINDS",
     "EDUCATION_LEVELS",
     "GENDERS",
     "LOCATION_TYPES",
     "OCCUPATIONS",
     "PERSONAS",
     "PersonaSpec",
+    "Snapshots",
     "SynthData",
     "generate",
     "generate_snapshots",
@@ -52,40 +75,8 @@ __all__ = [
     "write_snapshots",
 ]
 
-PERSONAS: tuple[str, ...] = (
-    "Young Professionals",
-    "Family-Oriented",
-    "Budget-Conscious",
-    "Loyalists",
-    "At-Risk / Lapsed",
-)
-CATEGORIES: tuple[str, ...] = (
-    "Electronics",
-    "Fashion",
-    "Groceries",
-    "Home",
-    "Kids",
-    "Beauty",
-    "Sports",
-    "Books",
-)
-CHANNELS: tuple[str, ...] = ("web", "app", "store", "phone")
-OCCUPATIONS: tuple[str, ...] = (
-    "Professional",
-    "Technology",
-    "Management",
-    "Service",
-    "Manual",
-    "Retired",
-    "Student",
-    "Self-employed",
-    "Homemaker",
-)
-EDUCATION_LEVELS: tuple[str, ...] = ("High School", "Some College", "Bachelor", "Master", "Doctorate")
-LOCATION_TYPES: tuple[str, ...] = ("urban", "suburban", "rural")
-GENDERS: tuple[str, ...] = ("Female", "Male", "Non-binary")
-
 _DAY = 86_400
+_EPOCH = pd.Timestamp("1970-01-01")
 _DIGITS4 = np.array([[ord(c) for c in f"{i:04d}"] for i in range(10_000)], dtype=np.uint8)
 _MONTH_DAYS = 365.25 / 12
 
@@ -108,195 +99,6 @@ _FULL_RETURN = 0.65
 _LINES_PER_ORDER = (0.85, 0.11, 0.04)  # P(1 line), P(2 lines), P(3 lines)
 _AMOUNT_SIGMA = 0.5
 _GENDER_P = (0.49, 0.49, 0.02)
-
-
-@dataclass(frozen=True)
-class PersonaSpec:
-    """The population-level parameters of one planted persona.
-
-    Each customer of the persona draws their own parameters around these means, so two customers
-    of the same persona differ and neighbouring personas overlap.
-
-    Attributes
-    ----------
-    name : str
-        One of :data:`PERSONAS`.
-    share : float
-        Expected share of customers (the shares are drawn as one multinomial).
-    age : tuple of float
-        ``(mean, sd, low, high)`` of a normal clipped to ``[low, high]``.
-    income : tuple of float
-        ``(mean, sd)`` of annual income, clipped below at 9,000.
-    location : tuple of float
-        Probabilities of :data:`LOCATION_TYPES`.
-    occupation : tuple of float
-        Probabilities of :data:`OCCUPATIONS`.
-    education : tuple of float
-        Probabilities of :data:`EDUCATION_LEVELS`.
-    children : tuple of float
-        ``(base, poisson_lambda, max)``: children = min(base + Poisson(lambda), max).
-    partner, extra_adult : float
-        Probability of a second adult and of one more adult in the household.
-    signup_years : tuple of float
-        Signup date drawn uniformly this many years before the end date.
-    orders_per_month : float
-        Mean order rate while active (each customer's own rate is log-normal around it).
-    line_amount : float
-        Mean line amount (each customer's own mean is log-normal around it).
-    discount : float
-        Mean share of orders that use a discount (each customer's share is Beta around it).
-    return_rate : float
-        Mean share of orders with a returned line.
-    categories : tuple of float
-        Mean probabilities of :data:`CATEGORIES` (each customer draws a Dirichlet around them).
-    channels : tuple of float
-        Mean probabilities of :data:`CHANNELS` (each customer draws a Dirichlet around them).
-    lapse_months : tuple of float or None
-        When set, the customer stops buying this many months (uniform) before the end date.
-    """
-
-    name: str
-    share: float
-    age: tuple[float, float, float, float]
-    income: tuple[float, float]
-    location: tuple[float, ...]
-    occupation: tuple[float, ...]
-    education: tuple[float, ...]
-    children: tuple[float, float, float]
-    partner: float
-    extra_adult: float
-    signup_years: tuple[float, float]
-    orders_per_month: float
-    line_amount: float
-    discount: float
-    return_rate: float
-    categories: tuple[float, ...]
-    channels: tuple[float, ...]
-    lapse_months: tuple[float, float] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the parameters as a JSON-serialisable dict with named probabilities."""
-        return {
-            "share": self.share,
-            "age": dict(zip(("mean", "sd", "min", "max"), self.age, strict=True)),
-            "income": dict(zip(("mean", "sd"), self.income, strict=True)),
-            "location_type": dict(zip(LOCATION_TYPES, self.location, strict=True)),
-            "occupation": dict(zip(OCCUPATIONS, self.occupation, strict=True)),
-            "education": dict(zip(EDUCATION_LEVELS, self.education, strict=True)),
-            "children": dict(zip(("base", "poisson_lambda", "max"), self.children, strict=True)),
-            "partner": self.partner,
-            "extra_adult": self.extra_adult,
-            "signup_years_before_end": list(self.signup_years),
-            "orders_per_month": self.orders_per_month,
-            "line_amount": self.line_amount,
-            "discount_share": self.discount,
-            "return_rate": self.return_rate,
-            "categories": dict(zip(CATEGORIES, self.categories, strict=True)),
-            "channels": dict(zip(CHANNELS, self.channels, strict=True)),
-            "lapse_months_before_end": None if self.lapse_months is None else list(self.lapse_months),
-        }
-
-
-#                     Prof  Tech  Mgmt  Serv  Manu  Reti  Stud  Self  Home
-_SPECS: tuple[PersonaSpec, ...] = (
-    PersonaSpec(
-        name="Young Professionals",
-        share=0.20,
-        age=(29, 4, 21, 40),
-        income=(95_000, 18_000),
-        location=(0.75, 0.20, 0.05),
-        occupation=(0.36, 0.34, 0.20, 0.03, 0.00, 0.00, 0.02, 0.05, 0.00),
-        education=(0.00, 0.03, 0.57, 0.35, 0.05),
-        children=(0, 0.05, 1),
-        partner=0.45,
-        extra_adult=0.0,
-        signup_years=(0.5, 3.0),
-        orders_per_month=1.5,
-        line_amount=90.0,
-        discount=0.10,
-        return_rate=0.06,
-        #           Elec  Fash  Groc  Home  Kids  Beau  Spor  Book
-        categories=(0.40, 0.25, 0.04, 0.06, 0.01, 0.04, 0.15, 0.05),
-        channels=(0.40, 0.45, 0.10, 0.05),
-    ),
-    PersonaSpec(
-        name="Family-Oriented",
-        share=0.25,
-        age=(41, 5, 25, 65),
-        income=(70_000, 14_000),
-        location=(0.15, 0.70, 0.15),
-        occupation=(0.18, 0.06, 0.16, 0.18, 0.15, 0.00, 0.00, 0.07, 0.20),
-        education=(0.15, 0.30, 0.38, 0.15, 0.02),
-        children=(1, 1.2, 4),
-        partner=0.92,
-        extra_adult=0.08,
-        signup_years=(1.0, 6.0),
-        orders_per_month=2.0,
-        line_amount=65.0,
-        discount=0.25,
-        return_rate=0.045,
-        categories=(0.04, 0.04, 0.40, 0.22, 0.25, 0.02, 0.02, 0.01),
-        channels=(0.35, 0.15, 0.45, 0.05),
-    ),
-    PersonaSpec(
-        name="Budget-Conscious",
-        share=0.22,
-        age=(46, 13, 18, 85),
-        income=(34_000, 9_000),
-        location=(0.30, 0.28, 0.42),
-        occupation=(0.02, 0.01, 0.02, 0.32, 0.30, 0.10, 0.12, 0.04, 0.07),
-        education=(0.55, 0.35, 0.09, 0.01, 0.00),
-        children=(0, 0.5, 3),
-        partner=0.45,
-        extra_adult=0.08,
-        signup_years=(0.5, 5.0),
-        orders_per_month=1.3,
-        line_amount=22.0,
-        discount=0.70,
-        return_rate=0.10,
-        categories=(0.03, 0.26, 0.30, 0.17, 0.03, 0.17, 0.02, 0.02),
-        channels=(0.40, 0.10, 0.45, 0.05),
-    ),
-    PersonaSpec(
-        name="Loyalists",
-        share=0.18,
-        age=(56, 8, 30, 85),
-        income=(62_000, 14_000),
-        location=(0.30, 0.45, 0.25),
-        occupation=(0.14, 0.02, 0.14, 0.10, 0.08, 0.36, 0.00, 0.14, 0.02),
-        education=(0.25, 0.30, 0.30, 0.12, 0.03),
-        children=(0, 0.3, 3),
-        partner=0.65,
-        extra_adult=0.03,
-        signup_years=(5.0, 10.0),
-        orders_per_month=3.0,
-        line_amount=55.0,
-        discount=0.15,
-        return_rate=0.03,
-        categories=(0.04, 0.04, 0.30, 0.22, 0.02, 0.16, 0.02, 0.20),
-        channels=(0.25, 0.05, 0.50, 0.20),
-    ),
-    PersonaSpec(
-        name="At-Risk / Lapsed",
-        share=0.15,
-        age=(40, 10, 18, 85),
-        income=(52_000, 14_000),
-        location=(0.55, 0.35, 0.10),
-        occupation=(0.10, 0.08, 0.06, 0.24, 0.12, 0.02, 0.18, 0.08, 0.12),
-        education=(0.25, 0.30, 0.30, 0.12, 0.03),
-        children=(0, 0.6, 3),
-        partner=0.5,
-        extra_adult=0.05,
-        signup_years=(1.0, 4.0),
-        orders_per_month=1.2,
-        line_amount=45.0,
-        discount=0.30,
-        return_rate=0.04,
-        categories=(0.20, 0.35, 0.10, 0.12, 0.04, 0.10, 0.06, 0.03),
-        channels=(0.70, 0.15, 0.12, 0.03),
-        lapse_months=(4.0, 9.0),
-    ),
-)
 
 # Per-customer noise around the persona means.
 _RATE_SIGMA = 0.2  # log-normal sigma of a customer's order rate
@@ -364,9 +166,8 @@ def _validate(n_customers: int, months: int, seed: int, end_date: str) -> pd.Tim
     return end
 
 
-def _choice_rows(
-    rng: np.random.Generator, probs: np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray:
+def _choice_rows(rng: np.random.Generator, probs: np.ndarray,
+                 rows: np.ndarray | None = None) -> np.ndarray:
     """Draw a category index from row ``rows[i]`` of a (rows x categories) probability matrix.
 
     With ``rows`` omitted, one draw per row. Inverse-CDF sampling through one ``searchsorted``
@@ -485,35 +286,107 @@ def generate(
     True
     """
     end = _validate(n_customers, months, seed, end_date)
-    rng = np.random.default_rng(seed)
     n = int(n_customers)
-    specs = tuple(personas) if personas is not None else _SPECS
-    k = len(specs)
+    specs = tuple(personas) if personas is not None else SPECS
+    window = _window(end, months)
+    rng = np.random.default_rng(seed)
 
-    epoch = pd.Timestamp("1970-01-01")
-    end_day = int((end - epoch).days)
+    # the population: who the customers are
+    persona, counts = _assign_personas(rng, specs, n)
+    people = _draw_demographics(rng, specs, persona)
+    signup_day = _draw_signup_days(rng, specs, persona, window, anchor_date)
+
+    # their behaviour in the window (optionally redrawn for the same population)
+    if behaviour_seed is not None:
+        rng = np.random.default_rng([int(seed), int(behaviour_seed)])
+    act_lo, span = _activity_span(rng, specs, persona, signup_day, window)
+    habits = _draw_habits(rng, specs, persona)
+    orders = _draw_orders(rng, specs, persona, habits, act_lo, span, window)
+    lines = _draw_lines(rng, orders, habits)
+    returns = _draw_returns(rng, orders, lines, habits, window)
+    duplicates = _draw_duplicates(rng, lines.n)
+    mess = _draw_customer_mess(rng, people)
+
+    # the frames and their description
+    customer_ids = _ids("C", np.arange(1, n + 1), max(6, len(str(n))))
+    transactions = _transactions_frame(customer_ids, orders, lines, returns, duplicates, window)
+    customers = _customers_frame(customer_ids, people, mess, signup_day)
+    truth = pd.DataFrame({"customer_id": customer_ids,
+                          "persona": _labels(tuple(s.name for s in specs), persona)})
+    arguments = {"n_customers": n, "months": int(months), "seed": int(seed),
+                 "end_date": end.strftime("%Y-%m-%d")}
+    description = _describe(arguments, window, specs, counts, persona, orders, lines, returns,
+                            duplicates, len(transactions), mess)
+    return SynthData(customers=customers, transactions=transactions, truth=truth,
+                     as_of=window.as_of, description=description)
+
+
+# ------------------------------------------------------------------------------------------
+# the steps of generate, in the order they draw
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The observation window: calendar dates and whole days (seconds) since the epoch."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    as_of: pd.Timestamp  # end at 23:59:59
+    start_day: int
+    end_day: int
+    days: int
+    as_of_sec: int
+
+
+def _window(end: pd.Timestamp, months: int) -> _Window:
+    """The ``months`` calendar months ending on ``end`` (inclusive)."""
+    end_day = int((end - _EPOCH).days)
     start = end + pd.Timedelta(days=1) - pd.DateOffset(months=int(months))
-    start_day = int((start - epoch).days)
-    window_days = end_day - start_day + 1
-    as_of = end + pd.Timedelta(hours=23, minutes=59, seconds=59)
-    as_of_sec = (end_day + 1) * _DAY - 1
+    start_day = int((start - _EPOCH).days)
+    return _Window(start=start, end=end, as_of=end + pd.Timedelta(hours=23, minutes=59, seconds=59),
+                   start_day=start_day, end_day=end_day, days=end_day - start_day + 1,
+                   as_of_sec=(end_day + 1) * _DAY - 1)
 
-    # ---- personas -------------------------------------------------------------------------
+
+def _per(specs: tuple[PersonaSpec, ...], attr: str) -> np.ndarray:
+    """One row per persona: the spec attribute ``attr`` as floats."""
+    return np.array([getattr(s, attr) for s in specs], dtype=float)
+
+
+def _assign_personas(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's persona index (shuffled) and the customers per persona (each at least 1)."""
+    k = len(specs)
     shares = np.array([s.share for s in specs])
     counts = rng.multinomial(n - k, shares / shares.sum()) + 1  # every persona present
     persona = rng.permutation(np.repeat(np.arange(k), counts))
+    return persona, counts
 
-    def per(attr: str) -> np.ndarray:
-        return np.array([getattr(s, attr) for s in specs], dtype=float)
 
-    age_p = per("age")[persona]
-    inc_p = per("income")[persona]
-    loc_p = per("location")[persona]
-    occ_p = per("occupation")[persona]
-    edu_p = per("education")[persona]
-    chi_p = per("children")[persona]
+@dataclass(frozen=True)
+class _People:
+    """Clean demographics, one entry per customer (codes index the label tuples)."""
 
-    # ---- demographics ---------------------------------------------------------------------
+    age: np.ndarray  # float, whole years
+    income: np.ndarray  # float, whole tens
+    gender: np.ndarray
+    location: np.ndarray
+    occupation: np.ndarray
+    education: np.ndarray
+    children: np.ndarray
+    household: np.ndarray
+
+
+def _draw_demographics(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                       persona: np.ndarray) -> _People:
+    """Age, income, gender, location, occupation, education and household, from the persona."""
+    n = len(persona)
+    age_p = _per(specs, "age")[persona]
+    inc_p = _per(specs, "income")[persona]
+    loc_p = _per(specs, "location")[persona]
+    occ_p = _per(specs, "occupation")[persona]
+    edu_p = _per(specs, "education")[persona]
+    chi_p = _per(specs, "children")[persona]
     age = np.clip(np.rint(rng.normal(age_p[:, 0], age_p[:, 1])), age_p[:, 2], age_p[:, 3])
     income = np.maximum(np.rint(rng.normal(inc_p[:, 0], inc_p[:, 1]) / 10) * 10, 9_000)
     gender = rng.choice(len(GENDERS), size=n, p=_GENDER_P)
@@ -521,143 +394,285 @@ def generate(
     occupation = _choice_rows(rng, occ_p)
     education = _choice_rows(rng, edu_p)
     children = np.minimum(chi_p[:, 0] + rng.poisson(chi_p[:, 1]), chi_p[:, 2]).astype(np.int64)
-    partner = rng.random(n) < per("partner")[persona]
-    extra = rng.random(n) < per("extra_adult")[persona]
+    partner = rng.random(n) < _per(specs, "partner")[persona]
+    extra = rng.random(n) < _per(specs, "extra_adult")[persona]
     household = (1 + partner + extra + children).astype(np.int64)
+    return _People(age=age, income=income, gender=gender, location=location,
+                   occupation=occupation, education=education, children=children,
+                   household=household)
 
-    # ---- activity span --------------------------------------------------------------------
-    sig = per("signup_years")[persona]
+
+def _draw_signup_days(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                      window: _Window, anchor_date: str | None) -> np.ndarray:
+    """Signup day of each customer: the persona's years back from the anchor (or end) date."""
+    sig = _per(specs, "signup_years")[persona]
     signup_back = np.rint(rng.uniform(sig[:, 0], sig[:, 1]) * 365.25).astype(np.int64)
     signup_back = np.maximum(signup_back, 14)
-    anchor_day = end_day if anchor_date is None else int((pd.Timestamp(anchor_date) - epoch).days)
-    signup_day = np.minimum(anchor_day - signup_back, end_day)
-    if behaviour_seed is not None:
-        # the population is fixed above; what they do in this window is drawn afresh
-        rng = np.random.default_rng([int(seed), int(behaviour_seed)])
-    act_lo = np.maximum(start_day, signup_day)
-    act_hi = np.full(n, end_day, dtype=np.int64)
+    anchor_day = (
+        window.end_day if anchor_date is None else int((pd.Timestamp(anchor_date) - _EPOCH).days)
+    )
+    return np.minimum(anchor_day - signup_back, window.end_day)
+
+
+def _activity_span(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                   signup_day: np.ndarray, window: _Window) -> tuple[np.ndarray, np.ndarray]:
+    """First active day and number of active days in the window: from signup (or the window's
+    start) to the end, or to the lapse of a lapsing persona."""
+    act_lo = np.maximum(window.start_day, signup_day)
+    act_hi = np.full(len(persona), window.end_day, dtype=np.int64)
     lapse = np.array(
         [s.lapse_months if s.lapse_months is not None else (0.0, 0.0) for s in specs]
     )[persona]
     lapsing = lapse[:, 1] > 0
     lapse_days = np.rint(rng.uniform(lapse[:, 0], lapse[:, 1]) * _MONTH_DAYS).astype(np.int64)
-    lapse_days = np.minimum(lapse_days, int(0.75 * window_days))
-    act_hi = np.where(lapsing, end_day - lapse_days, act_hi)
+    lapse_days = np.minimum(lapse_days, int(0.75 * window.days))
+    act_hi = np.where(lapsing, window.end_day - lapse_days, act_hi)
     act_hi = np.maximum(act_hi, act_lo)  # a signup late in the window still gets a day
-    span = act_hi - act_lo + 1
+    return act_lo, act_hi - act_lo + 1
 
-    # ---- per-customer behaviour -----------------------------------------------------------
-    rate = per("orders_per_month")[persona] * rng.lognormal(-_RATE_SIGMA**2 / 2, _RATE_SIGMA, n)
-    amount_mean = per("line_amount")[persona] * rng.lognormal(
+
+@dataclass(frozen=True)
+class _Habits:
+    """Each customer's own buying parameters, drawn around their persona's means."""
+
+    rate: np.ndarray  # orders per month while active
+    amount_mean: np.ndarray  # mean line amount
+    disc_p: np.ndarray  # probability an order uses a discount
+    ret_p: np.ndarray  # probability an order has a returned line
+    cat_p: np.ndarray  # (customers x categories) mix
+    chan_p: np.ndarray  # (customers x channels) mix
+    price_norm: np.ndarray  # the persona's mean category price index
+
+
+def _draw_habits(rng: np.random.Generator, specs: tuple[PersonaSpec, ...],
+                 persona: np.ndarray) -> _Habits:
+    """Order rate, basket value, discount and return appetite, category and channel mix."""
+    n = len(persona)
+    rate = _per(specs, "orders_per_month")[persona] * rng.lognormal(
+        -_RATE_SIGMA**2 / 2, _RATE_SIGMA, n
+    )
+    amount_mean = _per(specs, "line_amount")[persona] * rng.lognormal(
         -(_AMOUNT_MEAN_SIGMA**2) / 2, _AMOUNT_MEAN_SIGMA, n
     )
-    disc_m = per("discount")[persona]
+    disc_m = _per(specs, "discount")[persona]
     disc_p = rng.beta(disc_m * _DISCOUNT_CONCENTRATION, (1 - disc_m) * _DISCOUNT_CONCENTRATION)
-    ret_m = per("return_rate")[persona]
+    ret_m = _per(specs, "return_rate")[persona]
     ret_p = rng.beta(ret_m * _RETURN_CONCENTRATION, (1 - ret_m) * _RETURN_CONCENTRATION)
-    cat_persona = per("categories")
+    cat_persona = _per(specs, "categories")
     cat_p = _dirichlet_rows(rng, cat_persona[persona] * _CATEGORY_CONCENTRATION + 0.02)
-    chan_p = _dirichlet_rows(rng, per("channels")[persona] * _CHANNEL_CONCENTRATION + 0.02)
-    price_norm = (cat_persona @ _CATEGORY_PRICE)[persona]
+    chan_p = _dirichlet_rows(rng, _per(specs, "channels")[persona] * _CHANNEL_CONCENTRATION + 0.02)
+    return _Habits(rate=rate, amount_mean=amount_mean, disc_p=disc_p, ret_p=ret_p, cat_p=cat_p,
+                   chan_p=chan_p, price_norm=(cat_persona @ _CATEGORY_PRICE)[persona])
 
-    # ---- orders ---------------------------------------------------------------------------
-    n_orders_c = np.maximum(1, rng.poisson(rate * span / _MONTH_DAYS))
+
+@dataclass(frozen=True)
+class _Orders:
+    """One entry per order, in customer order (``cust`` ascending)."""
+
+    cust: np.ndarray
+    day: np.ndarray
+    sec: np.ndarray  # seconds since the epoch
+    number: np.ndarray  # 1.. in chronological order (ties by customer)
+    channel: np.ndarray
+    discount: np.ndarray  # 0/1
+    n_lines: np.ndarray  # 1, 2 or 3
+    categories: np.ndarray  # (orders x 3): the category of each line, distinct within an order
+
+    @property
+    def n(self) -> int:
+        return len(self.cust)
+
+
+def _draw_orders(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                 habits: _Habits, act_lo: np.ndarray, span: np.ndarray, window: _Window) -> _Orders:
+    """Orders (at least one a customer) over each active span, with channel, discount and lines."""
+    n = len(persona)
+    n_orders_c = np.maximum(1, rng.poisson(habits.rate * span / _MONTH_DAYS))
     cust = np.repeat(np.arange(n), n_orders_c)
     n_ord = len(cust)
-    first = np.concatenate(([0], np.cumsum(n_orders_c)[:-1]))
-    day = act_lo[cust] + np.floor(rng.random(n_ord) * span[cust]).astype(np.int64)
+    day = _order_days(rng, specs, persona, cust, n_orders_c, act_lo, span)
+    sec = day * _DAY + rng.integers(8, 22, n_ord) * 3600 + rng.integers(0, 3600, n_ord)
+    # Number orders chronologically (ties by customer) so order ids increase with time.
+    origin = window.start_day * _DAY
+    chrono = _order((sec - origin, window.as_of_sec - origin + 1), (cust, n))
+    number = np.empty(n_ord, dtype=np.int64)
+    number[chrono] = np.arange(1, n_ord + 1)
+    channel = _choice_rows(rng, habits.chan_p, cust)
+    discount = (rng.random(n_ord) < habits.disc_p[cust]).astype(np.int64)
+    n_lines = rng.choice(np.arange(1, 4), size=n_ord, p=_LINES_PER_ORDER)
+    categories = _line_categories(rng, habits.cat_p, cust, n_lines)
+    return _Orders(cust=cust, day=day, sec=sec, number=number, channel=channel,
+                   discount=discount, n_lines=n_lines, categories=categories)
+
+
+def _order_days(rng: np.random.Generator, specs: tuple[PersonaSpec, ...], persona: np.ndarray,
+                cust: np.ndarray, n_orders_c: np.ndarray, act_lo: np.ndarray,
+                span: np.ndarray) -> np.ndarray:
+    """Order days uniform over each customer's active span."""
+    day = act_lo[cust] + np.floor(rng.random(len(cust)) * span[cust]).astype(np.int64)
     # Loyalists have been buying all along: their first order in the window is near its start.
+    first = np.concatenate(([0], np.cumsum(n_orders_c)[:-1]))
     loyal = np.flatnonzero(np.isin(persona, [i for i, s in enumerate(specs) if s.name == "Loyalists"]))
     day[first[loyal]] = act_lo[loyal] + np.floor(
         rng.random(len(loyal)) * np.minimum(span[loyal], 14)
     ).astype(np.int64)
-    sec = day * _DAY + rng.integers(8, 22, n_ord) * 3600 + rng.integers(0, 3600, n_ord)
-    # Number orders chronologically (ties by customer) so order ids increase with time.
-    chrono = _order((sec - start_day * _DAY, as_of_sec - start_day * _DAY + 1), (cust, n))
-    order_num = np.empty(n_ord, dtype=np.int64)
-    order_num[chrono] = np.arange(1, n_ord + 1)
-    channel = _choice_rows(rng, chan_p, cust)
-    discount = (rng.random(n_ord) < disc_p[cust]).astype(np.int64)
-    n_lines = rng.choice(np.arange(1, 4), size=n_ord, p=_LINES_PER_ORDER)
+    return day
 
-    # One category per line from the customer's mix; the lines of a multi-line order have
-    # distinct categories (Gumbel top-k: sampling without replacement, in draw order).
-    top = np.zeros((n_ord, 3), dtype=np.int64)
+
+def _line_categories(rng: np.random.Generator, cat_p: np.ndarray, cust: np.ndarray,
+                     n_lines: np.ndarray) -> np.ndarray:
+    """One category per line from the customer's mix; the lines of a multi-line order have
+    distinct categories (Gumbel top-k: sampling without replacement, in draw order)."""
+    top = np.zeros((len(cust), 3), dtype=np.int64)
     top[:, 0] = _choice_rows(rng, cat_p, cust)
     multi_idx = np.flatnonzero(n_lines > 1)
     keys = np.log(cat_p[cust[multi_idx]]) + rng.gumbel(size=(len(multi_idx), len(CATEGORIES)))
     top[multi_idx] = np.argsort(-keys, axis=1)[:, :3]
-    del keys
+    return top
 
-    # ---- order lines ----------------------------------------------------------------------
-    line_order = np.repeat(np.arange(n_ord), n_lines)
-    n_line = len(line_order)
-    line_first = np.concatenate(([0], np.cumsum(n_lines)[:-1]))
-    line_pos = np.arange(n_line) - line_first[line_order]
-    l_cust = cust[line_order]
-    l_cat = top[line_order, line_pos]
+
+@dataclass(frozen=True)
+class _Lines:
+    """One entry per purchase line, order by order."""
+
+    order: np.ndarray  # index of the line's order
+    first: np.ndarray  # per ORDER: index of the order's first line
+    pos: np.ndarray  # position in its order (0, 1, 2)
+    cust: np.ndarray
+    cat: np.ndarray
+    amount: np.ndarray
+    quantity: np.ndarray
+    outlier: np.ndarray  # bool: amount multiplied 10-30x
+
+    @property
+    def n(self) -> int:
+        return len(self.order)
+
+
+def _draw_lines(rng: np.random.Generator, orders: _Orders, habits: _Habits) -> _Lines:
+    """Amount (with a few outliers) and quantity of every purchase line."""
+    order = np.repeat(np.arange(orders.n), orders.n_lines)
+    n_line = len(order)
+    first = np.concatenate(([0], np.cumsum(orders.n_lines)[:-1]))
+    pos = np.arange(n_line) - first[order]
+    cust = orders.cust[order]
+    cat = orders.categories[order, pos]
     amount = (
-        amount_mean[l_cust]
-        * _CATEGORY_PRICE[l_cat]
-        / price_norm[l_cust]
+        habits.amount_mean[cust]
+        * _CATEGORY_PRICE[cat]
+        / habits.price_norm[cust]
         * rng.lognormal(-(_AMOUNT_SIGMA**2) / 2, _AMOUNT_SIGMA, n_line)
     )
     outlier = rng.random(n_line) < _OUTLIER_LINES
     amount[outlier] *= rng.uniform(10, 30, int(outlier.sum()))
     amount = np.maximum(np.round(amount, 2), 0.99)
-    quantity = 1 + rng.poisson(_CATEGORY_EXTRA_UNITS[l_cat])
+    quantity = 1 + rng.poisson(_CATEGORY_EXTRA_UNITS[cat])
+    return _Lines(order=order, first=first, pos=pos, cust=cust, cat=cat, amount=amount,
+                  quantity=quantity, outlier=outlier)
 
-    # ---- returns --------------------------------------------------------------------------
-    returned = np.flatnonzero(rng.random(n_ord) < ret_p[cust])
-    r_line = line_first[returned] + np.floor(rng.random(len(returned)) * n_lines[returned]).astype(
+
+@dataclass(frozen=True)
+class _Returns:
+    """One entry per returned order: which line went back, how much of it, and when."""
+
+    order: np.ndarray
+    line: np.ndarray
+    units: np.ndarray  # positive
+    amount: np.ndarray  # negative
+    sec: np.ndarray
+    full: np.ndarray  # bool: the whole line went back
+
+
+def _draw_returns(rng: np.random.Generator, orders: _Orders, lines: _Lines, habits: _Habits,
+                  window: _Window) -> _Returns:
+    """Returned orders: one line each, in full or in part, 1-30 days later (never after as_of)."""
+    returned = np.flatnonzero(rng.random(orders.n) < habits.ret_p[orders.cust])
+    m = len(returned)
+    line = lines.first[returned] + np.floor(rng.random(m) * orders.n_lines[returned]).astype(
         np.int64
     )
-    r_qty_orig = quantity[r_line]
-    full = rng.random(len(returned)) < _FULL_RETURN
-    units = np.where(r_qty_orig > 1, rng.integers(1, np.maximum(r_qty_orig, 2)), 1)
-    units = np.where(full, r_qty_orig, units)
-    frac = np.where(r_qty_orig > 1, units / r_qty_orig, rng.uniform(0.3, 0.8, len(returned)))
+    bought = lines.quantity[line]
+    full = rng.random(m) < _FULL_RETURN
+    units = np.where(bought > 1, rng.integers(1, np.maximum(bought, 2)), 1)
+    units = np.where(full, bought, units)
+    frac = np.where(bought > 1, units / bought, rng.uniform(0.3, 0.8, m))
     frac = np.where(full, 1.0, frac)
-    r_amount = -np.maximum(np.round(amount[r_line] * frac, 2), 0.01)
-    r_day = day[returned] + rng.integers(1, 31, len(returned))
-    r_sec = np.minimum(
-        r_day * _DAY + rng.integers(8, 22, len(returned)) * 3600 + rng.integers(0, 3600, len(returned)),
-        as_of_sec,
+    amount = -np.maximum(np.round(lines.amount[line] * frac, 2), 0.01)
+    day = orders.day[returned] + rng.integers(1, 31, m)
+    sec = np.minimum(
+        day * _DAY + rng.integers(8, 22, m) * 3600 + rng.integers(0, 3600, m),
+        window.as_of_sec,
     )
+    return _Returns(order=returned, line=line, units=units, amount=amount, sec=sec, full=full)
 
-    # ---- duplicates -----------------------------------------------------------------------
+
+def _draw_duplicates(rng: np.random.Generator, n_line: int) -> np.ndarray:
+    """Sorted indices of the purchase lines written twice (at least one)."""
     n_dup = max(1, int(round(_DUPLICATE_ROWS * n_line)))
-    dup = np.sort(rng.choice(n_line, size=n_dup, replace=False))
+    return np.sort(rng.choice(n_line, size=n_dup, replace=False))
 
-    # ---- assemble -------------------------------------------------------------------------
-    p_rows = np.concatenate((np.arange(n_line), dup))
-    is_dup = np.concatenate((np.zeros(n_line, bool), np.ones(n_dup, bool)))
-    t_sec = np.concatenate((sec[line_order[p_rows]], r_sec))
-    t_kind = np.concatenate((np.zeros(len(p_rows), np.int8), np.ones(len(returned), np.int8)))
-    t_num = np.concatenate((order_num[line_order[p_rows]], order_num[returned]))
-    t_pos = np.concatenate((line_pos[p_rows], line_pos[r_line]))
-    t_dup = np.concatenate((is_dup, np.zeros(len(returned), bool)))
-    t_cust = np.concatenate((l_cust[p_rows], cust[returned]))
-    t_cat = np.concatenate((l_cat[p_rows], l_cat[r_line]))
-    t_chan = np.concatenate((channel[line_order[p_rows]], channel[returned]))
-    t_disc = np.concatenate((discount[line_order[p_rows]], discount[returned]))
-    t_amount = np.concatenate((amount[p_rows], r_amount))
-    t_qty = np.concatenate((quantity[p_rows], -units))
+
+@dataclass(frozen=True)
+class _CustomerMess:
+    """Absurd values written over the clean ones, and which fields are left empty."""
+
+    age: np.ndarray
+    income: np.ndarray
+    age_missing: np.ndarray
+    age_absurd: np.ndarray
+    income_missing: np.ndarray
+    income_absurd: np.ndarray
+    gender_missing: np.ndarray
+
+
+def _draw_customer_mess(rng: np.random.Generator, people: _People) -> _CustomerMess:
+    """A few absurd ages and incomes, and missing ages, incomes and genders."""
+    n = len(people.age)
+    age, income = people.age.copy(), people.income.copy()
+    age_missing = rng.random(n) < _MISSING_AGE
+    age_absurd = (~age_missing) & (rng.random(n) < _ABSURD_AGE)
+    age[age_absurd] = rng.integers(120, 127, int(age_absurd.sum()))
+    income_missing = rng.random(n) < _MISSING_INCOME
+    income_absurd = (~income_missing) & (rng.random(n) < _ABSURD_INCOME)
+    income[income_absurd] = _ABSURD_INCOME_VALUE
+    gender_missing = rng.random(n) < _MISSING_GENDER
+    return _CustomerMess(age=age, income=income, age_missing=age_missing, age_absurd=age_absurd,
+                         income_missing=income_missing, income_absurd=income_absurd,
+                         gender_missing=gender_missing)
+
+
+def _transactions_frame(customer_ids: pd.api.extensions.ExtensionArray, orders: _Orders,
+                        lines: _Lines, returns: _Returns, duplicates: np.ndarray,
+                        window: _Window) -> pd.DataFrame:
+    """Purchase lines, their duplicates and the return rows, sorted by time, kind, order number,
+    line position and duplicate flag."""
+    p_rows = np.concatenate((np.arange(lines.n), duplicates))
+    p_order = lines.order[p_rows]
+    is_dup = np.concatenate((np.zeros(lines.n, bool), np.ones(len(duplicates), bool)))
+    n_ret = len(returns.order)
+    t_sec = np.concatenate((orders.sec[p_order], returns.sec))
+    t_kind = np.concatenate((np.zeros(len(p_rows), np.int8), np.ones(n_ret, np.int8)))
+    t_num = np.concatenate((orders.number[p_order], orders.number[returns.order]))
+    t_pos = np.concatenate((lines.pos[p_rows], lines.pos[returns.line]))
+    t_dup = np.concatenate((is_dup, np.zeros(n_ret, bool)))
+    t_cust = np.concatenate((lines.cust[p_rows], orders.cust[returns.order]))
+    t_cat = np.concatenate((lines.cat[p_rows], lines.cat[returns.line]))
+    t_chan = np.concatenate((orders.channel[p_order], orders.channel[returns.order]))
+    t_disc = np.concatenate((orders.discount[p_order], orders.discount[returns.order]))
+    t_amount = np.concatenate((lines.amount[p_rows], returns.amount))
+    t_qty = np.concatenate((lines.quantity[p_rows], -returns.units))
+    origin = window.start_day * _DAY
     o = _order(
-        (t_sec - start_day * _DAY, as_of_sec - start_day * _DAY + 1),
+        (t_sec - origin, window.as_of_sec - origin + 1),
         (t_kind, 2),
-        (t_num, n_ord + 1),
+        (t_num, orders.n + 1),
         (t_pos, 3),
         (t_dup, 2),
     )
-
-    width_c = max(6, len(str(n)))
-    width_o = max(7, len(str(n_ord)))
-    customer_ids = _ids("C", np.arange(1, n + 1), width_c)
     prefix = np.where(t_kind[o] == 0, ord("O"), ord("R")).astype(np.uint8)
-    transactions = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "order_id": _ids(prefix, t_num[o], width_o),
+            "order_id": _ids(prefix, t_num[o], max(7, len(str(orders.n)))),
             "customer_id": customer_ids.take(t_cust[o]),
             "timestamp": t_sec[o].astype("datetime64[s]"),
             "amount": t_amount[o].astype(np.float64),
@@ -668,50 +683,40 @@ def generate(
         }
     )
 
-    # ---- customer mess --------------------------------------------------------------------
-    age_missing = rng.random(n) < _MISSING_AGE
-    age_absurd = (~age_missing) & (rng.random(n) < _ABSURD_AGE)
-    age[age_absurd] = rng.integers(120, 127, int(age_absurd.sum()))
-    income_missing = rng.random(n) < _MISSING_INCOME
-    income_absurd = (~income_missing) & (rng.random(n) < _ABSURD_INCOME)
-    income[income_absurd] = _ABSURD_INCOME_VALUE
-    gender_missing = rng.random(n) < _MISSING_GENDER
 
-    customers = pd.DataFrame(
+def _customers_frame(customer_ids: pd.api.extensions.ExtensionArray, people: _People,
+                     mess: _CustomerMess, signup_day: np.ndarray) -> pd.DataFrame:
+    """The customer file as exported: clean demographics with the planted mess applied."""
+    return pd.DataFrame(
         {
             "customer_id": customer_ids,
-            "age": pd.array(np.where(age_missing, np.nan, age), dtype="Int64"),
-            "gender": _labels(GENDERS, np.where(gender_missing, -1, gender)),
-            "occupation": _labels(OCCUPATIONS, occupation),
-            "income": pd.array(np.where(income_missing, np.nan, income), dtype="Int64"),
-            "education": _labels(EDUCATION_LEVELS, education),
-            "location_type": _labels(LOCATION_TYPES, location),
-            "household_size": household,
-            "children": children,
+            "age": pd.array(np.where(mess.age_missing, np.nan, mess.age), dtype="Int64"),
+            "gender": _labels(GENDERS, np.where(mess.gender_missing, -1, people.gender)),
+            "occupation": _labels(OCCUPATIONS, people.occupation),
+            "income": pd.array(np.where(mess.income_missing, np.nan, mess.income), dtype="Int64"),
+            "education": _labels(EDUCATION_LEVELS, people.education),
+            "location_type": _labels(LOCATION_TYPES, people.location),
+            "household_size": people.household,
+            "children": people.children,
             "signup_date": (signup_day * _DAY).astype("datetime64[s]"),
         }
     )
-    truth = pd.DataFrame(
-        {
-            "customer_id": customer_ids,
-            "persona": _labels(tuple(s.name for s in specs), persona),
-        }
-    )
 
-    multi = n_lines > 1
-    description: dict[str, Any] = {
+
+def _describe(arguments: dict[str, Any], window: _Window, specs: tuple[PersonaSpec, ...],
+              counts: np.ndarray, persona: np.ndarray, orders: _Orders, lines: _Lines,
+              returns: _Returns, duplicates: np.ndarray, transaction_rows: int,
+              mess: _CustomerMess) -> dict[str, Any]:
+    """The JSON-serialisable record of :attr:`SynthData.description`."""
+    returned_persona = persona[orders.cust[returns.order]]
+    return {
         "generator": "custseg.synth",
-        "arguments": {
-            "n_customers": n,
-            "months": int(months),
-            "seed": int(seed),
-            "end_date": end.strftime("%Y-%m-%d"),
-        },
+        "arguments": arguments,
         "window": {
-            "start": start.strftime("%Y-%m-%d"),
-            "end": end.strftime("%Y-%m-%d"),
-            "as_of": as_of.strftime("%Y-%m-%d %H:%M:%S"),
-            "days": int(window_days),
+            "start": window.start.strftime("%Y-%m-%d"),
+            "end": window.end.strftime("%Y-%m-%d"),
+            "as_of": window.as_of.strftime("%Y-%m-%d %H:%M:%S"),
+            "days": int(window.days),
         },
         "personas": {
             s.name: {"customers": int(counts[i]), "parameters": s.as_dict()}
@@ -728,30 +733,30 @@ def generate(
             "category_price_index": dict(zip(CATEGORIES, _CATEGORY_PRICE.tolist(), strict=True)),
         },
         "counts": {
-            "customers": n,
-            "orders": int(n_ord),
-            "multi_line_orders": int(multi.sum()),
-            "purchase_lines": int(n_line),
-            "return_rows": int(len(returned)),
-            "duplicate_rows": int(n_dup),
-            "transaction_rows": int(len(transactions)),
+            "customers": len(persona),
+            "orders": int(orders.n),
+            "multi_line_orders": int((orders.n_lines > 1).sum()),
+            "purchase_lines": int(lines.n),
+            "return_rows": int(len(returns.order)),
+            "duplicate_rows": int(len(duplicates)),
+            "transaction_rows": int(transaction_rows),
         },
         "mess": {
             "missing": {
-                "age": int(age_missing.sum()),
-                "gender": int(gender_missing.sum()),
-                "income": int(income_missing.sum()),
+                "age": int(mess.age_missing.sum()),
+                "gender": int(mess.gender_missing.sum()),
+                "income": int(mess.income_missing.sum()),
             },
-            "absurd_age": int(age_absurd.sum()),
-            "absurd_income": int(income_absurd.sum()),
-            "outlier_lines": int(outlier.sum()),
-            "returned_orders": int(len(returned)),
-            "full_returns": int(full.sum()),
-            "partial_returns": int((~full).sum()),
+            "absurd_age": int(mess.age_absurd.sum()),
+            "absurd_income": int(mess.income_absurd.sum()),
+            "outlier_lines": int(lines.outlier.sum()),
+            "returned_orders": int(len(returns.order)),
+            "full_returns": int(returns.full.sum()),
+            "partial_returns": int((~returns.full).sum()),
             "returned_orders_by_persona": {
-                s.name: int((persona[cust[returned]] == i).sum()) for i, s in enumerate(specs)
+                s.name: int((returned_persona == i).sum()) for i, s in enumerate(specs)
             },
-            "duplicate_rows": int(n_dup),
+            "duplicate_rows": int(len(duplicates)),
         },
         "rates": {
             "missing_age": _MISSING_AGE,
@@ -765,14 +770,10 @@ def generate(
             "lines_per_order": dict(zip(("1", "2", "3"), _LINES_PER_ORDER, strict=True)),
         },
     }
-    return SynthData(
-        customers=customers,
-        transactions=transactions,
-        truth=truth,
-        as_of=as_of,
-        description=description,
-    )
 
+
+# ------------------------------------------------------------------------------------------
+# writing
 
 def _format_for_csv(frame: pd.DataFrame, column: str, fmt: str) -> pd.DataFrame:
     out = frame.copy()
@@ -814,13 +815,7 @@ def write(data: SynthData, out_dir: str | Path) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------------------
-# snapshots over time with planted drift
-
-DRIFT_KINDS = ("none", "gradual", "shock")
-GRADUAL_AMOUNT_PER_MONTH = 0.06   # basket value grows 6% a month (of the first month's level)
-GRADUAL_APP_PER_MONTH = 0.03      # Young Professionals move 3 points a month from web to app
-SHOCK_AMOUNT = 1.6                # from the shock month on, baskets are 60% larger
-SHOCK_APP = 0.30                  # and Young Professionals move 30 points from web to app
+# snapshots over time with planted drift (the drift itself is defined in custseg.personas)
 
 
 @dataclass(frozen=True)
@@ -830,29 +825,6 @@ class Snapshots:
     labels: tuple[str, ...]          # YYYY-MM
     data: tuple[SynthData, ...]
     drift: dict
-
-
-def _drifted_specs(kind: str, month: int, shock_month: int) -> tuple[tuple[PersonaSpec, ...], dict]:
-    from dataclasses import replace
-
-    amount, app = 1.0, 0.0
-    if kind == "gradual":
-        amount, app = 1.0 + GRADUAL_AMOUNT_PER_MONTH * month, GRADUAL_APP_PER_MONTH * month
-    elif kind == "shock" and month >= shock_month:
-        amount, app = SHOCK_AMOUNT, SHOCK_APP
-    specs = []
-    for spec in _SPECS:
-        new = replace(spec, line_amount=spec.line_amount * amount)
-        if spec.name == "Young Professionals" and app > 0:
-            ch = list(spec.channels)
-            web, app_i = CHANNELS.index("web"), CHANNELS.index("app")
-            move = min(app, ch[web] - 0.02)
-            ch[web] -= move
-            ch[app_i] += move
-            new = replace(new, channels=tuple(ch))
-        specs.append(new)
-    return tuple(specs), {"line_amount_factor": round(amount, 6),
-                          "young_professionals_web_to_app": round(app, 6)}
 
 
 def generate_snapshots(n_customers: int = 2000, months: int = 12, seed: int = 0,
@@ -885,36 +857,45 @@ def generate_snapshots(n_customers: int = 2000, months: int = 12, seed: int = 0,
     shock_month = months // 2
     labels, data, schedule = [], [], []
     for m, end in enumerate(ends):
-        specs, factors = _drifted_specs(drift, m, shock_month)
+        specs, factors = drifted_specs(drift, m, shock_month)
         label = end.strftime("%Y-%m")
         data.append(generate(n_customers, months=window_months, seed=seed,
                              end_date=end.strftime("%Y-%m-%d"), personas=specs,
                              behaviour_seed=m + 1))
         labels.append(label)
         schedule.append({"snapshot": label, "as_of": end.strftime("%Y-%m-%d"), **factors})
-    description = {
-        "kind": drift,
-        "features": ["avg_order_value", "monetary"] if drift != "none" else [],
-        "secondary": ["chan_share_app", "chan_share_web"] if drift != "none" else [],
+    description = _drift_description(drift, labels, shock_month, schedule, window_months, seed,
+                                     n_customers)
+    return Snapshots(labels=tuple(labels), data=tuple(data), drift=description)
+
+
+def _drift_description(kind: str, labels: list[str], shock_month: int, schedule: list[dict],
+                       window_months: int, seed: int, n_customers: int) -> dict:
+    """What ``drift.json`` says: the drifting features and personas, the schedule in words and
+    each month's factors."""
+    months = len(labels)
+    shock_label = labels[shock_month] if shock_month < months else None
+    return {
+        "kind": kind,
+        "features": ["avg_order_value", "monetary"] if kind != "none" else [],
+        "secondary": ["chan_share_app", "chan_share_web"] if kind != "none" else [],
         "personas": {"line_amount": "all", "channels": "Young Professionals"}
-        if drift != "none" else {},
+        if kind != "none" else {},
         "schedule": {
             "none": "no change",
             "gradual": f"line amounts x (1 + {GRADUAL_AMOUNT_PER_MONTH} * month); Young "
                        f"Professionals move {GRADUAL_APP_PER_MONTH:.0%} of orders a month "
                        "from web to app",
-            "shock": f"from {labels[shock_month] if shock_month < months else 'never'}: line "
+            "shock": f"from {shock_label or 'never'}: line "
                      f"amounts x {SHOCK_AMOUNT}; Young Professionals move {SHOCK_APP:.0%} of "
                      "orders from web to app",
-        }[drift],
-        "shock_snapshot": labels[shock_month] if drift == "shock" and shock_month < months
-        else None,
+        }[kind],
+        "shock_snapshot": shock_label if kind == "shock" else None,
         "months": schedule,
         "window_months": window_months,
         "seed": seed,
         "customers": n_customers,
     }
-    return Snapshots(labels=tuple(labels), data=tuple(data), drift=description)
 
 
 def write_snapshots(snaps: Snapshots, out_dir: str | Path) -> dict[str, Path]:
