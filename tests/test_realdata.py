@@ -1,5 +1,6 @@
 """The real datasets in ../shared/data (or $CUSTSEG_DATA) run end to end, name their segments and
-account for every row and customer. On CI a missing data folder fails these tests."""
+account for every row and customer, counted independently from the input files. A missing data
+folder fails these tests (on any machine, not only CI)."""
 
 from __future__ import annotations
 
