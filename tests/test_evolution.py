@@ -126,14 +126,16 @@ def test_evolve_migration_counts_known_movers(snaps, tmp_path: Path) -> None:
     a, b, c = (int(i) for i in sizes.index[:3])  # the three largest segments
     in_a, in_b, in_c = (before.index[before == i] for i in (a, b, c))
 
-    later = frame.copy()
+    # each later customer's features are copied from a "donor" of the first snapshot
     a_to_b, b_to_a, gone = in_a[:3], in_b[:1], in_a[3:5]
-    later.loc[a_to_b] = frame.loc[[in_b[-1]] * 3].to_numpy()
-    later.loc[b_to_a] = frame.loc[[in_a[-1]]].to_numpy()
-    later = later.drop(index=gone)
-    new = frame.loc[[in_c[-1], in_c[-2]]].copy()
-    new.index = pd.Index(["new-1", "new-2"], name=frame.index.name)
-    later = pd.concat([later, new])
+    donor = pd.Series(frame.index, index=frame.index)
+    donor[a_to_b] = in_b[-1]
+    donor[b_to_a] = in_a[-1]
+    donor = pd.concat([donor.drop(index=gone),
+                       pd.Series([in_c[-1], in_c[-2]], index=["new-1", "new-2"])])
+    later = frame.loc[donor.to_numpy()].set_axis(
+        pd.Index(donor.index, name=frame.index.name), axis=0)
+    assert (later.dtypes == frame.dtypes).all()
     s2 = replace(s1, name="m2", path=None, source="frame", labels=None,
                  features=replace(s1.features, frame=later))
 
