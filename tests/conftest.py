@@ -11,20 +11,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def data_dir() -> Path | None:
-    """``$CUSTSEG_DATA`` or ``../shared/data``; None when absent (tests then skip, or fail on CI)."""
+    """``$CUSTSEG_DATA`` or ``../shared/data``; None when absent (the real-data tests then fail)."""
     path = Path(os.environ.get("CUSTSEG_DATA", REPO.parent / "shared" / "data"))
     return path if path.is_dir() else None
 
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
+    """The real datasets' folder. Missing, the test fails (never skips): a developer's run checks
+    the same real data as CI's. Deselect these tests with ``-m "not realdata"`` on purpose."""
     path = data_dir()
     if path is None:
-        msg = ("real data folder not found: set CUSTSEG_DATA or put the data in ../shared/data "
-               f"(looked in {os.environ.get('CUSTSEG_DATA', REPO.parent / 'shared' / 'data')})")
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        pytest.fail("real data folder not found: set CUSTSEG_DATA or put the data in "
+                    "../shared/data (looked in "
+                    f"{os.environ.get('CUSTSEG_DATA', REPO.parent / 'shared' / 'data')}); "
+                    'to leave these tests out on purpose, run pytest -m "not realdata"')
     return path
 
 

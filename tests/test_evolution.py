@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,66 @@ def test_evolve_migration_accounts_for_everyone(snaps, tmp_path: Path) -> None:
     assert sum(m.matrix["new"].values()) == 0
     assert m.stayed_share == 1.0  # same customers, same features, same model
     assert rep.drift[1]["score"] < 0.02 and rep.drift[1]["verdict"] == "stable"
+
+
+def test_evolve_migration_counts_known_movers(snaps, tmp_path: Path) -> None:
+    """A later snapshot built from the first by hand: 3 customers of segment A take on the
+    features of a segment-B customer, 1 of B those of an A customer, 2 of A are gone and 2 new
+    customers look like segment C. The matrix must hold exactly those moves, from -> to."""
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["segment", str(snaps["a"] / "customers.csv"), "-t",
+                            str(snaps["a"] / "transactions.csv"), "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    s1 = load_snapshot(run, name="m1")
+    seg_model, pre, _ = s1.model
+    frame = s1.features.frame
+    before = pd.Series(seg_model.predict(pre.transform(frame)), index=frame.index)
+    sizes = before.value_counts()
+    a, b, c = (int(i) for i in sizes.index[:3])  # the three largest segments
+    in_a, in_b, in_c = (before.index[before == i] for i in (a, b, c))
+
+    # each later customer's features are copied from a "donor" of the first snapshot
+    a_to_b, b_to_a, gone = in_a[:3], in_b[:1], in_a[3:5]
+    donor = pd.Series(frame.index, index=frame.index)
+    donor[a_to_b] = in_b[-1]
+    donor[b_to_a] = in_a[-1]
+    donor = pd.concat([donor.drop(index=gone),
+                       pd.Series([in_c[-1], in_c[-2]], index=["new-1", "new-2"])])
+    later = frame.loc[donor.to_numpy()].set_axis(
+        pd.Index(donor.index, name=frame.index.name), axis=0)
+    assert (later.dtypes == frame.dtypes).all()
+    s2 = replace(s1, name="m2", path=None, source="frame", labels=None,
+                 features=replace(s1.features, frame=later))
+
+    rep = evolve([s1, s2], model=s1.model)
+    (m,) = rep.migrations
+    name = {s["segment_id"]: s["name"] for s in rep.segments}
+    A, B, C = name[a], name[b], name[c]
+    expected = {f: dict.fromkeys([*name.values(), "gone"], 0) for f in [*name.values(), "new"]}
+    for i, n in sizes.items():
+        expected[name[int(i)]][name[int(i)]] = int(n)
+    expected[A][A] -= 3 + 2
+    expected[A][B] = 3
+    expected[B][B] -= 1
+    expected[B][A] = 1
+    expected[A]["gone"] = 2
+    expected["new"][C] = 2
+    assert m.matrix == expected
+    assert (m.source, m.target) == ("m1", "m2")
+    assert m.customers_in_both == len(frame) - 2
+    assert m.stayed_share == pytest.approx((len(frame) - 2 - 4) / (len(frame) - 2))
+
+    counts = {name[int(i)]: int(n) for i, n in sizes.items()}
+    assert rep.counts["m1"] == {s: counts.get(s, 0) for s in name.values()}
+    later_counts = dict(rep.counts["m1"])
+    later_counts[A] += -3 + 1 - 2
+    later_counts[B] += 3 - 1
+    later_counts[C] += 2
+    assert rep.counts["m2"] == later_counts
+    for snap, n in (("m1", len(frame)), ("m2", len(frame))):  # 2 gone, 2 new
+        assert rep.sizes[snap] == pytest.approx({s: v / n for s, v in rep.counts[snap].items()})
+    assert rep.sizes["m2"][A] == pytest.approx((counts[A] - 4) / len(frame))
+    assert rep.sizes["m2"][B] == pytest.approx((counts[B] + 2) / len(frame))
 
 
 def test_retrain_advice_linear_in_sqrt_psi() -> None:

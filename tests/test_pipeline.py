@@ -3,11 +3,15 @@ the right names."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from custseg.pipeline import run_segmentation
+from custseg.pipeline import run_segmentation, write_outputs
 from custseg.synth import PERSONAS, generate
 
 # every planted persona must earn its own name from the naming rules (At-Risk / Lapsed included)
@@ -36,18 +40,50 @@ def test_recovers_planted_personas(seed: int) -> None:
             "targeted_marketing", "personalisation", "retention", "product_development"}
 
 
-def test_every_customer_and_row_accounted_for() -> None:
+def test_every_customer_and_row_accounted_for(tmp_path: Path) -> None:
+    """Bad rows planted at known places; every count checked against the input itself."""
     data = generate(n_customers=600, months=12, seed=5)
-    result = run_segmentation(data.customers, data.transactions)
-    for src in result.ledger.sources.values():
-        assert src.rows_read == src.rows_used + sum(src.excluded.values())
-    assert result.ledger.sources["transactions"].excluded["duplicate row"] > 0
-    summary = result.customers_summary()
-    all_ids = set(data.customers["customer_id"]) | set(data.transactions["customer_id"])
-    assert summary["seen"] == len(all_ids)
-    excluded = result.ledger.excluded_frame()
-    cust_level = set(excluded.loc[excluded["source"] == "customer", "customer_id"])
-    assert set(result.features.frame.index) | cust_level == all_ids
+    tx = data.transactions
+    planted = tx.iloc[100:110].copy()
+    planted["amount"] += 0.01                     # not copies of the rows they came from
+    planted.iloc[0:3, planted.columns.get_loc("customer_id")] = None
+    planted.iloc[3:5, planted.columns.get_loc("amount")] = np.nan
+    planted.iloc[5, planted.columns.get_loc("customer_id")] = "GHOST"   # no customers row
+    tx = pd.concat([tx, planted], ignore_index=True)
+    first = len(data.transactions) + 1            # 1-based number of the first planted row
+    duplicates = np.flatnonzero(tx.duplicated().to_numpy()) + 1
+    assert len(duplicates) > 0
+    expected_rows = {"duplicate row": list(duplicates),
+                     "missing customer_id": [first, first + 1, first + 2],
+                     "zero or missing amount": [first + 3, first + 4],
+                     "customer not in the customers table": [first + 5]}
+
+    result = run_segmentation(data.customers, tx)
+    write_outputs(result, tmp_path)
+    excluded = pd.read_csv(tmp_path / "excluded.csv", dtype={"customer_id": str, "row": "Int64"})
+    segments = pd.read_csv(tmp_path / "segments.csv", dtype={"customer_id": str})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+
+    listed = excluded[excluded["source"] == "transactions"]
+    assert {r: sorted(g["row"]) for r, g in listed.groupby("reason")} == expected_rows
+    n_excluded = sum(len(v) for v in expected_rows.values())
+    assert summary["rows"]["transactions"] == {
+        **summary["rows"]["transactions"], "read": len(tx), "used": len(tx) - n_excluded,
+        "excluded": {r: len(v) for r, v in expected_rows.items()}}
+    assert summary["rows"]["customers"] == {
+        **summary["rows"]["customers"], "read": len(data.customers),
+        "used": len(data.customers), "excluded": {}}
+    assert set(excluded["source"]) == {"transactions", "customer"}
+
+    ids = set(data.customers["customer_id"]) | set(tx["customer_id"].dropna())
+    assert len(ids) == 601
+    as_whole = excluded[excluded["source"] == "customer"]
+    assert list(as_whole["customer_id"]) == ["GHOST"]
+    assert set(segments["customer_id"]) == set(data.customers["customer_id"])
+    assert len(segments) == len(data.customers)
+    assert summary["customers"] == {
+        "seen": len(ids), "segmented": len(data.customers),
+        "excluded": {"all rows excluded (customer not in the customers table)": 1}}
 
 
 def test_k_selection_records_evidence() -> None:

@@ -2,8 +2,10 @@
 
 Rendered for the synthetic demo and for real datasets (Online Retail: transactions only; Mall
 Customers: a customers table without spend), checked for content (each section with the run's own
-numbers), self-containment, determinism, size and speed, and opened in headless Chromium, which
-must load every image without a console error; a full-page screenshot is taken.
+numbers), self-containment, determinism, size and speed. Every embedded PNG is decoded in full in
+Python, and the page is opened in headless Chromium, which must draw every image completely
+without a console error; a full-page screenshot is taken. A missing browser or data folder fails
+these tests, never skips them.
 Set ``CUSTSEG_SCREENSHOTS=DIR`` to keep the screenshots.
 """
 
@@ -17,9 +19,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,10 +108,48 @@ def _images(fragment: str) -> list[dict[str, str]]:
 
 
 def _png(src: str) -> bytes:
+    """The PNG behind a data URI, checked to decode in full (see :func:`_decode_png`)."""
     assert src.startswith("data:image/png;base64,"), src[:40]
     data = base64.b64decode(src.split(",", 1)[1], validate=True)
-    assert data.startswith(PNG_MAGIC)
+    _decode_png(data)
     return data
+
+
+def _decode_png(data: bytes) -> tuple[int, int]:
+    """Decode a PNG completely: every chunk whole and its CRC right, IHDR first and IEND last,
+    the IDAT stream inflating to exactly ``height * (1 + stride)`` bytes; then Pillow decodes
+    every pixel (a truncated file raises) and the image is not one flat colour. Returns
+    (width, height). A header alone is not enough: browsers and ``Image.open`` read the size
+    from IHDR and would accept a file cut short after it."""
+    from PIL import Image
+
+    assert data.startswith(PNG_MAGIC)
+    pos, chunks, idat = len(PNG_MAGIC), [], b""
+    while pos < len(data):
+        assert pos + 8 <= len(data), f"chunk header cut off at byte {pos} of {len(data)}"
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        assert len(body) == length and pos + 12 + length <= len(data), \
+            f"{kind!r} chunk cut off at byte {len(data)}"
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r} chunk"
+        chunks.append(kind)
+        if kind == b"IDAT":
+            idat += body
+        elif kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        pos += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks, chunks
+    assert interlace == 0  # matplotlib writes non-interlaced PNGs
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    stride = (width * channels * depth + 7) // 8
+    assert len(zlib.decompress(idat)) == height * (1 + stride)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert im.size == (width, height)
+        pixels = np.asarray(im.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 1, "a blank image"
+    return width, height
 
 
 def _has_colour(png: bytes, colour: str, min_pixels: int = 50) -> bool:
@@ -142,7 +184,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 # Injected only into the test's copy of the report (the shipped report has no script, and its
 # Content-Security-Policy forbids any): records failed loads, CSP violations and console errors,
-# and after load writes the result into the DOM for --dump-dom.
+# draws every image on a canvas to see that it decoded, and after load writes the result into the
+# DOM for --dump-dom.
 _PROBE = """<script>
 window.__errors = [];
 window.addEventListener('error', function (e) {
@@ -157,9 +200,26 @@ console.error = function () {
   window.__errors.push('console.error: ' + Array.prototype.join.call(arguments, ' '));
   return __ce.apply(console, arguments);
 };
+function __decoded(img) {
+  // draw the image as it decoded: every pixel must be painted (a PNG cut short after its
+  // header has a size but paints nothing, or only its first rows) and some not white
+  if (!img.complete || img.naturalWidth === 0) return false;
+  var w = Math.min(img.naturalWidth, 400);
+  var h = Math.max(1, Math.round(img.naturalHeight * w / img.naturalWidth));
+  var c = document.createElement('canvas');
+  c.width = w; c.height = h;
+  var ctx = c.getContext('2d');
+  try { ctx.drawImage(img, 0, 0, w, h); } catch (e) { return false; }
+  var px = ctx.getImageData(0, 0, w, h).data, bare = 0, ink = 0;
+  for (var i = 0; i < px.length; i += 4) {
+    if (px[i + 3] < 255) bare++;
+    else if (px[i] < 250 || px[i + 1] < 250 || px[i + 2] < 250) ink++;
+  }
+  return bare === 0 && ink > 0;
+}
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
-  var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; });
+  var broken = imgs.filter(function (i) { return !__decoded(i); });
   var out = document.createElement('pre');
   out.id = '__probe';
   out.textContent = JSON.stringify({images: imgs.length, broken: broken.length,
@@ -171,12 +231,12 @@ window.addEventListener('load', function () {
 
 
 def _chromium() -> str:
+    """The Chromium executable; a missing browser fails the test (never skips it): ``make test``
+    installs Debian's chromium, so every machine runs the same browser checks as CI."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        msg = "chromium not found (make test installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        pytest.fail("chromium not found on PATH: run `make browser` (or `make test`, which "
+                    "installs Debian's chromium), or install chromium yourself")
     return exe
 
 
@@ -376,12 +436,35 @@ def test_customers_only_report_without_spend(mall, mall_html) -> None:
 # ------------------------------------------------------------------------------------ browser
 
 
+def _control_png() -> bytes:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (320, 200), "white")
+    ImageDraw.Draw(im).rectangle((20, 20, 300, 180), fill=(31, 119, 180))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_png_decoding_catches_a_truncated_image() -> None:
+    png = _control_png()
+    assert _decode_png(png) == (320, 200)
+    for cut in (200, len(png) - 20):  # a header and a little; all but the last chunk's end
+        with pytest.raises(AssertionError):
+            _decode_png(png[:cut])
+
+
 def test_browser_probe_catches_broken_images_and_console_errors(tmp_path: Path) -> None:
+    png = _control_png()
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    cut = "data:image/png;base64," + base64.b64encode(png[:200]).decode("ascii")
     page = ("<!doctype html><html><head><meta charset='utf-8'></head><body>"
             "<img src='data:image/png;base64,AAAA' alt='broken'>"
+            f"<img src='{uri}' alt='whole'><img src='{cut}' alt='truncated'>"
             "<script>console.error('boom')</script></body></html>")
     found = browser_check(page, tmp_path, "control")
-    assert found["broken"] == 1
+    assert found["images"] == 3
+    assert found["broken"] == 2 and sorted(found["broken_alt"]) == ["broken", "truncated"]
     assert any("boom" in e for e in found["errors"])
 
 
