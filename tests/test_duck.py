@@ -1,4 +1,4 @@
-"""Transactions cleaned in DuckDB (custseg.duck) == transactions cleaned in pandas (schema.py).
+"""Transactions cleaned in DuckDB (custseg.duck) == transactions cleaned in pandas (cleaning.py).
 
 Same ledger (rows read, exclusions by reason, returns), the same excluded rows one by one, the
 same as-of date and the same features for every customer, on a synthetic log with every kind of
@@ -109,7 +109,7 @@ def test_duckdb_path_gives_the_same_errors(messy_log: Path) -> None:
 
     from custseg.config import TableConfig
     from custseg.duck import prepare_transactions_sql
-    from custseg.schema import Ledger
+    from custseg.ledger import Ledger
 
     with pytest.raises(InputError) as exc:  # the DuckDB path itself, no fallback possible
         prepare_transactions_sql(messy_log, TableConfig(), ledger=Ledger(),

@@ -1,6 +1,6 @@
 """Transactions files cleaned and aggregated inside DuckDB, never loaded into pandas.
 
-:func:`custseg.schema.prepare_transactions` types and cleans a transactions log held in a pandas
+:func:`custseg.cleaning.prepare_transactions` types and cleans a transactions log held in a pandas
 frame: fine for a few million lines, too slow and too big for tens of millions (every cell a
 Python string). This module applies **the same rules, in the same order, with the same reasons
 and error messages** in DuckDB SQL over the file itself (CSV or Parquet), keeps the clean lines
@@ -29,14 +29,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import DISCOUNT_FLAGS, RETURN_FLAGS
 from custseg.config import FeatureConfig, TableConfig
 from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
-from custseg.schema import DATE_FORMATS, Ledger, transaction_roles
+from custseg.ledger import Ledger
+from custseg.parsing import DATE_FORMATS
+from custseg.roles import transaction_roles
 
-RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")
-DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
 AUTO_MIN_BYTES = 64 * 1024 * 1024
 AUTO_MIN_ROWS = 1_000_000
@@ -189,14 +190,14 @@ def _is_numeric(duck_type: str) -> bool:
 
 
 def _text_expr(col: str, duck_type: str) -> str:
-    """``schema._text``: stripped text, empty as missing."""
+    """``parsing.clean_text``: stripped text, empty as missing."""
     c = _q(col)
     base = c if _is_text(duck_type) else f"CAST({c} AS VARCHAR)"
     return f"nullif(trim({base}), '')"
 
 
 def _id_expr(col: str, duck_type: str) -> str:
-    """``schema.clean_ids``: "17850.0" -> "17850"."""
+    """``parsing.clean_ids``: "17850.0" -> "17850"."""
     if _is_numeric(duck_type) and "." not in duck_type:
         return f"CAST({_q(col)} AS VARCHAR)"
     t = _text_expr(col, duck_type)
@@ -206,7 +207,7 @@ def _id_expr(col: str, duck_type: str) -> str:
 
 
 def _num_expr(col: str, duck_type: str) -> tuple[str, str]:
-    """``schema.parse_numeric``: (value, is-unparseable) expressions."""
+    """``parsing.parse_numeric``: (value, is-unparseable) expressions."""
     c = _q(col)
     if _is_numeric(duck_type):
         v = f"CAST({c} AS DOUBLE)"
@@ -268,7 +269,7 @@ def _candidate_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: 
 
 def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
                         fmt: str | None) -> str | None:
-    """``schema.parse_dates``' choice of one format for the column, checked on all of it.
+    """``parsing.parse_dates``' choice of one format for the column, checked on all of it.
 
     Returns None for a column already typed as a date/timestamp.
     """
@@ -365,7 +366,7 @@ class SqlTransactions:
         return pd.Index(np.asarray(ids, dtype=object))
 
     def restrict_to_customers(self, known_ids: pd.Index, ledger: Ledger) -> None:
-        """:func:`custseg.schema.restrict_to_customers`: lines of customers missing from the
+        """:func:`custseg.cleaning.restrict_to_customers`: lines of customers missing from the
         customers table are excluded."""
         con = self.con
         con.register("__known", pd.DataFrame({"customer_id": np.asarray(known_ids, dtype=object)}))
@@ -394,7 +395,7 @@ def prepare_transactions_sql(path: str | Path, cfg: TableConfig, *, ledger: Ledg
                              temp_directory: str | None = None,
                              progress: Callable[[str, int, int], None] | None = None,
                              ) -> SqlTransactions:
-    """:func:`custseg.schema.prepare_transactions` for a file, in DuckDB.
+    """:func:`custseg.cleaning.prepare_transactions` for a file, in DuckDB.
 
     Raises :class:`Unsupported` (before touching the ledger) when the pandas path must be used.
     """
