@@ -272,6 +272,37 @@ def test_prepare_customers_absurd_age_and_income_set_missing() -> None:
     assert len(f) == 40  # values are cleaned, rows are kept
 
 
+def test_prepare_customers_age_bounds_are_inclusive() -> None:
+    """derive.AGE: 16 and 100 are ages; just outside them is a data-entry error."""
+    raw = pd.DataFrame({"id": [str(i) for i in range(7)],
+                        "age": ["15.9", "16", "40", "100", "100.5", "", "-3"],
+                        "income": ["10", "20", "30", "40", "50", "60", "70"]})
+    table, ledger = _prepare_cu(raw)
+    np.testing.assert_array_equal(table.frame["age"].to_numpy(),
+                                  [np.nan, 16.0, 40.0, 100.0, np.nan, np.nan, np.nan])
+    assert ledger.cleaned["age outside 16-100 set to missing"] == 3
+
+
+def test_prepare_customers_income_fence_learned_then_given_when_scoring() -> None:
+    """The income fence is learned from the kept rows (Q3 + 10 x IQR) and kept in
+    ``table.fences``; a scoring batch uses the fence it is given, not its own."""
+    raw = _marketing()
+    inc = raw["Income"].astype("float64")
+    q1, q3 = inc.quantile([0.25, 0.75])
+    table, _ = _prepare_cu(raw)
+    assert table.fences == {"income_max": pytest.approx(q3 + 10 * (q3 - q1), rel=1e-12)}
+    ledger = Ledger()
+    scored = prepare_customers(raw, TableConfig(), file="mk.csv", ledger=ledger,
+                               as_of=date(2014, 12, 31), scoring=True,
+                               fences={"income_max": 50_000.0})
+    assert scored.fences == {"income_max": 50_000.0}
+    above = (inc > 50_000).to_numpy()
+    assert 0 < above.sum() < len(raw)
+    np.testing.assert_array_equal(scored.frame["income"].to_numpy(),
+                                  np.where(above, np.nan, inc.to_numpy()))
+    assert ledger.cleaned["income negative or above Q3 + 10 x IQR set to missing"] == above.sum()
+
+
 def test_prepare_customers_birth_year_needs_as_of_when_no_signup() -> None:
     raw = _marketing().drop(columns="Dt_Customer")
     with pytest.raises(ConfigError, match="Year_Birth"):
