@@ -1,4 +1,4 @@
-"""Transactions cleaned in DuckDB (custseg.duck) == transactions cleaned in pandas (schema.py).
+"""Transactions cleaned in DuckDB (custseg.duck) == transactions cleaned in pandas (cleaning.py).
 
 Same ledger (rows read, exclusions by reason, returns), the same excluded rows one by one, the
 same as-of date and the same features for every customer, on a synthetic log with every kind of
@@ -109,7 +109,7 @@ def test_duckdb_path_gives_the_same_errors(messy_log: Path) -> None:
 
     from custseg.config import TableConfig
     from custseg.duck import prepare_transactions_sql
-    from custseg.schema import Ledger
+    from custseg.ledger import Ledger
 
     with pytest.raises(InputError) as exc:  # the DuckDB path itself, no fallback possible
         prepare_transactions_sql(messy_log, TableConfig(), ledger=Ledger(),
@@ -173,3 +173,38 @@ def test_duckdb_date_format_when_the_first_values_are_ambiguous(tmp_path: Path, 
     assert not (excluded["reason"] == "unparseable date").any()  # every date read, one format
     # the exact choice ran only when the first values' format failed later in the column
     assert exact_calls == ([1] if late_day is not None else [])
+
+
+@pytest.mark.parametrize("values", [["2", "0.5", "0", ""], ["2", "0.5", "yes", "no", "", "0"]])
+def test_duckdb_discount_numbers_or_flags_as_on_the_pandas_path(tmp_path: Path, values) -> None:
+    """A discount column of numbers means "above 0"; once any cell is not a number the pandas
+    path reads the whole column as yes/no flags (so "2" and "0.5" are then no discount), and
+    DuckDB must do the same, line by line."""
+    from custseg.cleaning import prepare_transactions
+    from custseg.config import TableConfig
+    from custseg.duck import prepare_transactions_sql
+    from custseg.io.readers import read_table
+    from custseg.ledger import Ledger
+
+    n = 8 * len(values)
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i % 8}" for i in range(n)],
+        "order_id": [f"O{i}" for i in range(n)],
+        "timestamp": [f"2024-01-{i % 28 + 1:02d} 10:00:00" for i in range(n)],
+        "amount": "10",
+        "discount_used": [values[(i // 8 + i) % len(values)] for i in range(n)],
+    })
+    path = tmp_path / "tx.csv"
+    frame.to_csv(path, index=False)
+    flags = "yes" in values
+    expected = [np.nan if pd.isna(v) or v == "" else float(v == "yes") if flags
+                else float(float(v) > 0) for v in frame["discount_used"]]
+    tx = prepare_transactions(read_table(path), TableConfig(), file=str(path), ledger=Ledger(),
+                              as_of=None)
+    np.testing.assert_array_equal(tx.frame["discount"].to_numpy(), expected)
+    sql = prepare_transactions_sql(path, TableConfig(), ledger=Ledger(), as_of=None)
+    try:
+        lines = sql.con.execute("SELECT discount FROM tx ORDER BY row").fetchall()
+    finally:
+        sql.close()
+    np.testing.assert_array_equal([np.nan if v is None else v for (v,) in lines], expected)

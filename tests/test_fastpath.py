@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
+from custseg.cleaning import duplicate_rows
 from custseg.config import Config
 from custseg.pipeline import prepare_data, segment_prepared
 from custseg.profile import profile_segments, segment_map
-from custseg.schema import duplicate_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from custseg.cleaning import prepare_customers, prepare_transactions
 from custseg.config import FeatureConfig, TableConfig
 from custseg.errors import ConfigError, InputError
 from custseg.features import build_features, transaction_features
-from custseg.schema import Ledger, prepare_customers, prepare_transactions
+from custseg.ledger import Ledger
 
 AS_OF = date(2024, 1, 31)
 TX_COLUMNS = ["customer_id", "order_id", "date", "amount", "quantity", "category", "channel",

@@ -405,9 +405,10 @@ def test_score_with_all_education_missing(synth_customers) -> None:
 
 
 def test_prepare_customers_with_an_absurd_signup_date() -> None:
+    from custseg.cleaning import prepare_customers
     from custseg.config import TableConfig
     from custseg.errors import CustsegError
-    from custseg.schema import Ledger, prepare_customers
+    from custseg.ledger import Ledger
 
     frame = records_frame([{"customer_id": "C1", "age": "30", "signup_date": "-1.5"}])
     with contextlib.suppress(CustsegError):  # a clear, typed error is fine

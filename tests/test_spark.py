@@ -296,10 +296,11 @@ def test_feature_sql_is_one_definition_for_both_dialects() -> None:
 def test_transaction_features_from_a_duckdb_connection(synth_files) -> None:
     import duckdb
 
+    from custseg.cleaning import prepare_transactions
     from custseg.config import FeatureConfig
     from custseg.features import transaction_features
     from custseg.io.readers import read_table
-    from custseg.schema import Ledger, prepare_transactions
+    from custseg.ledger import Ledger
 
     cfg = Config()
     tx = prepare_transactions(read_table(synth_files["transactions"]), cfg.transactions,

@@ -1,6 +1,6 @@
 """Transactions files cleaned and aggregated inside DuckDB, never loaded into pandas.
 
-:func:`custseg.schema.prepare_transactions` types and cleans a transactions log held in a pandas
+:func:`custseg.cleaning.prepare_transactions` types and cleans a transactions log held in a pandas
 frame: fine for a few million lines, too slow and too big for tens of millions (every cell a
 Python string). This module applies **the same rules, in the same order, with the same reasons
 and error messages** in DuckDB SQL over the file itself (CSV or Parquet), keeps the clean lines
@@ -29,14 +29,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import DISCOUNT_FLAGS, RETURN_FLAGS
 from custseg.config import FeatureConfig, TableConfig
 from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
-from custseg.schema import DATE_FORMATS, Ledger, transaction_roles
+from custseg.ledger import Ledger
+from custseg.parsing import DATE_FORMATS
+from custseg.roles import transaction_roles
 
-RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")
-DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
 AUTO_MIN_BYTES = 64 * 1024 * 1024
 AUTO_MIN_ROWS = 1_000_000
@@ -189,14 +190,14 @@ def _is_numeric(duck_type: str) -> bool:
 
 
 def _text_expr(col: str, duck_type: str) -> str:
-    """``schema._text``: stripped text, empty as missing."""
+    """``parsing.clean_text``: stripped text, empty as missing."""
     c = _q(col)
     base = c if _is_text(duck_type) else f"CAST({c} AS VARCHAR)"
     return f"nullif(trim({base}), '')"
 
 
 def _id_expr(col: str, duck_type: str) -> str:
-    """``schema.clean_ids``: "17850.0" -> "17850"."""
+    """``parsing.clean_ids``: "17850.0" -> "17850"."""
     if _is_numeric(duck_type) and "." not in duck_type:
         return f"CAST({_q(col)} AS VARCHAR)"
     t = _text_expr(col, duck_type)
@@ -206,7 +207,7 @@ def _id_expr(col: str, duck_type: str) -> str:
 
 
 def _num_expr(col: str, duck_type: str) -> tuple[str, str]:
-    """``schema.parse_numeric``: (value, is-unparseable) expressions."""
+    """``parsing.parse_numeric``: (value, is-unparseable) expressions."""
     c = _q(col)
     if _is_numeric(duck_type):
         v = f"CAST({c} AS DOUBLE)"
@@ -268,7 +269,7 @@ def _candidate_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: 
 
 def _choose_date_format(con: duckdb.DuckDBPyConnection, col: str, duck_type: str,
                         fmt: str | None) -> str | None:
-    """``schema.parse_dates``' choice of one format for the column, checked on all of it.
+    """``parsing.parse_dates``' choice of one format for the column, checked on all of it.
 
     Returns None for a column already typed as a date/timestamp.
     """
@@ -365,7 +366,7 @@ class SqlTransactions:
         return pd.Index(np.asarray(ids, dtype=object))
 
     def restrict_to_customers(self, known_ids: pd.Index, ledger: Ledger) -> None:
-        """:func:`custseg.schema.restrict_to_customers`: lines of customers missing from the
+        """:func:`custseg.cleaning.restrict_to_customers`: lines of customers missing from the
         customers table are excluded."""
         con = self.con
         con.register("__known", pd.DataFrame({"customer_id": np.asarray(known_ids, dtype=object)}))
@@ -394,7 +395,7 @@ def prepare_transactions_sql(path: str | Path, cfg: TableConfig, *, ledger: Ledg
                              temp_directory: str | None = None,
                              progress: Callable[[str, int, int], None] | None = None,
                              ) -> SqlTransactions:
-    """:func:`custseg.schema.prepare_transactions` for a file, in DuckDB.
+    """:func:`custseg.cleaning.prepare_transactions` for a file, in DuckDB.
 
     Raises :class:`Unsupported` (before touching the ledger) when the pandas path must be used.
     """
@@ -451,10 +452,17 @@ def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict
                 "CREATE TEMP VIEW lines AS SELECT rowid + 1 AS __row, * FROM lines0")
 
 
-def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
-             as_of: date | None, on_invalid: str, window_days: int | None,
+Rule = tuple[str, str]  # (the reason a row is excluded, the SQL condition that excludes it)
+NUMBER_ROLES = ("quantity", "unit_price", "amount")  # in the order the pandas path parses them
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableConfig, *,
+             ledger: Ledger, as_of: date | None, on_invalid: str, window_days: int | None,
              delimiter: str | None, encoding: str | None,
              progress: Callable[[str, int, int], None] | None = None) -> SqlTransactions:
+    """The cleaning, step by step: read the file, type its lines once, stop on what the pandas
+    path stops on, judge every line by the rules (the first that applies is its reason), keep
+    the clean lines and account for the others."""
     steps = iter(range(1, STEPS + 1))
 
     def step() -> None:
@@ -464,32 +472,74 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
     columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
     step()
     roles = transaction_roles(columns, cfg, file)
-    id_col, date_col = roles["customer_id"], roles["timestamp"]
-    # the date format: the first one that parses the first values is the right one when it
-    # parses the whole column, which building the lines counts (no scan of its own); else the
-    # exact procedure chooses, and the lines are built again (rare: ambiguous first values)
-    date_fmt, final = None, True
-    if not _is_date_type(types[date_col]):
-        date_fmt, head = _candidate_date_format(con, date_col, types[date_col], cfg.date_format)
-        # pandas must read the first values with it too, as on the pandas path
-        pandas_reads = date_fmt is not None and pd.to_datetime(
-            pd.Series(head, dtype="string"), format=date_fmt, errors="coerce").notna().all()
-        final = not pandas_reads
-        if final:  # no candidate, or pandas disagrees on the first values: the exact choice
-            date_fmt = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
+    date_fmt, exact = _first_date_format(con, roles["timestamp"], types, cfg.date_format)
     step()
+    date_fmt = _type_lines(con, columns, types, roles, date_fmt, exact, cfg.date_format)
+    step()
+    _find_duplicates(con)
+    step()
+    n_rows, n_ids, bad = _count_lines(con, roles, date_fmt)
+    src = ledger.source("transactions", file, n_rows)
+    _stop_on_missing_or_bad(con, file, roles, n_ids, bad, on_invalid)
+    first = _first_rules(date_fmt)
+    as_of = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"])
+    later = _later_rules(roles, as_of, window_days)
+    _judge(con, [*first, *later])
+    _check_number_columns(con, roles, later, file)
+    clean = _clean_columns(con, roles)
+    step()
+    con.execute(f"CREATE TEMP TABLE clean AS SELECT {', '.join(clean)} FROM judged "
+                f"WHERE reason IS NULL")
+    con.execute("CREATE VIEW tx AS SELECT * FROM clean")
+    step()
+    _account(con, ledger, [*first, *later])
+    src.returns = int(con.execute("SELECT count(*) FROM clean WHERE is_return").fetchone()[0])
+    _free_work_tables(con)
+    step()
+    return SqlTransactions(con=con, file=file, roles=roles, as_of=as_of)
+
+
+def _first_date_format(con: duckdb.DuckDBPyConnection, date_col: str, types: dict[str, str],
+                       fmt: str | None) -> tuple[str | None, bool]:
+    """The date format to type the lines with, and whether it is the exact choice.
+
+    The first format that parses the first values is the right one when it parses the whole
+    column, which typing the lines counts (no scan of its own); when there is none, or pandas
+    disagrees on the first values, the exact procedure chooses now.
+    """
+    if _is_date_type(types[date_col]):
+        return None, True
+    date_fmt, head = _candidate_date_format(con, date_col, types[date_col], fmt)
+    # pandas must read the first values with it too, as on the pandas path
+    pandas_reads = date_fmt is not None and pd.to_datetime(
+        pd.Series(head, dtype="string"), format=date_fmt, errors="coerce").notna().all()
+    if not pandas_reads:
+        return _choose_date_format(con, date_col, types[date_col], fmt), True
+    return date_fmt, False
+
+
+def _type_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict[str, str],
+                roles: dict[str, str], date_fmt: str | None, exact: bool,
+                fmt: str | None) -> str | None:
+    """Table ``lines`` (see :func:`_build_lines`); built again with the exact date format when
+    the first one leaves dates unparsed and is not the exact choice (rare: ambiguous first
+    values). Returns the date format the lines were typed with."""
+    date_col = roles["timestamp"]
     _build_lines(con, columns, types, roles, date_col, date_fmt)
-    if not final and con.execute("SELECT count(*) FROM lines WHERE ts_unparsed"
-                                     ).fetchone()[0]:
-        exact = _choose_date_format(con, date_col, types[date_col], cfg.date_format)
-        if exact != date_fmt:
-            date_fmt = exact
-            con.execute("DROP VIEW lines")
-            con.execute("DROP TABLE lines0")
-            _build_lines(con, columns, types, roles, date_col, date_fmt)
-    step()
-    # exact duplicate rows, all but the first: rows that agree in both hashes of the raw row
-    # (a false match needs two independent 64-bit collisions at once: odds ~1e-38 per pair)
+    if exact or not con.execute("SELECT count(*) FROM lines WHERE ts_unparsed").fetchone()[0]:
+        return date_fmt
+    chosen = _choose_date_format(con, date_col, types[date_col], fmt)
+    if chosen != date_fmt:
+        con.execute("DROP VIEW lines")
+        con.execute("DROP TABLE lines0")
+        _build_lines(con, columns, types, roles, date_col, chosen)
+    return chosen
+
+
+def _find_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """Table ``dups``: exact duplicate rows, all but the first: rows that agree in both hashes
+    of the raw row (a false match needs two independent 64-bit collisions at once: odds ~1e-38
+    per pair)."""
     con.execute("""
         CREATE TEMP TABLE dups AS
         WITH cand AS (SELECT __h FROM lines WHERE id IS NOT NULL GROUP BY __h
@@ -499,71 +549,108 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
                            FROM lines SEMI JOIN cand USING (__h) WHERE id IS NOT NULL)
         WHERE k > 1""")
 
-    # one pass for the row count and the first unparseable value of each column
-    checks = [(date_col, "ts_bad", f"cannot parse as a date with format {date_fmt}")] \
+
+def _count_lines(con: duckdb.DuckDBPyConnection, roles: dict[str, str], date_fmt: str | None
+                 ) -> tuple[int, int, list[tuple[str, str, int, int | None]]]:
+    """One pass over the lines: how many there are, how many have an id, and for each parsed
+    column (the date, then quantity, price and amount, as the pandas path parses them) how
+    many values are unparseable and the first row of one: (column, message, count, row)."""
+    checks = [(roles["timestamp"], "ts_bad", f"cannot parse as a date with format {date_fmt}")] \
         if date_fmt else []
-    for role in ("quantity", "unit_price", "amount"):
+    for role in NUMBER_ROLES:
         if role in roles:
             checks.append((roles[role], f"{role}_bad", "cannot parse as a number"))
     aggs = ["count(*)", "count(id)"]
     for _, flag, _ in checks:
         aggs += [f"count(*) FILTER (WHERE {flag})", f"min(__row) FILTER (WHERE {flag})"]
-    step()
     stats = con.execute(f"SELECT {', '.join(aggs)} FROM lines").fetchone()
-    n_rows, n_ids = stats[0], stats[1]
-    src = ledger.source("transactions", file, int(n_rows))
+    bad = [(col, msg, stats[2 + 2 * i], stats[3 + 2 * i])
+           for i, (col, _, msg) in enumerate(checks)]
+    return int(stats[0]), int(stats[1]), bad
+
+
+def _stop_on_missing_or_bad(con: duckdb.DuckDBPyConnection, file: str, roles: dict[str, str],
+                            n_ids: int, bad: list[tuple[str, str, int, int | None]],
+                            on_invalid: str) -> None:
+    """An id column with no value, or (``on_invalid="error"``) the first column with an
+    unparseable value, stops the run with the pandas path's message."""
     if n_ids == 0:
         raise InputError("column has no values at all (every cell is empty)", file=file,
-                         column=id_col)
-    if on_invalid == "error":
-        # the pandas path parses the date column first, then quantity, price and amount
-        for i, (col, _, msg) in enumerate(checks):
-            n_bad, row = stats[2 + 2 * i], stats[3 + 2 * i]
-            if n_bad:
-                _ensure_raw(con)
-                value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?",
-                                    [row]).fetchone()[0]
-                raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
-                                 row=int(row), value=value)
+                         column=roles["customer_id"])
+    if on_invalid != "error":
+        return
+    for col, msg, n_bad, row in bad:
+        if n_bad:
+            _ensure_raw(con)
+            value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?", [row]).fetchone()[0]
+            raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
+                             row=int(row), value=value)
 
-    # ---- the rules, in the pandas path's order; a row gets the first reason that applies
-    reasons: list[tuple[str, str]] = [
-        ("missing customer_id", "id IS NULL"),
-        ("duplicate row", "__row IN (SELECT __row FROM dups)"),
-    ]
+
+def _first_rules(date_fmt: str | None) -> list[Rule]:
+    """The rules that decide which lines the as-of date is read from, in the pandas path's
+    order."""
+    rules = [("missing customer_id", "id IS NULL"),
+             ("duplicate row", "__row IN (SELECT __row FROM dups)")]
     if date_fmt:
-        reasons.append(("unparseable date", "ts_bad"))
-    reasons.append(("missing date", "ts IS NULL"))
-    first = "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for r, c in reasons) + " END"
-    top, kept_ts = con.execute(f"SELECT max(ts), count(ts) FROM lines WHERE {first} IS NULL"
-                               ).fetchone()
+        rules.append(("unparseable date", "ts_bad"))
+    rules.append(("missing date", "ts IS NULL"))
+    return rules
+
+
+def _first_reason(rules: list[Rule]) -> str:
+    """SQL for the first rule that applies to a line (NULL when none does)."""
+    return "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for r, c in rules) + " END"
+
+
+def _as_of(con: duckdb.DuckDBPyConnection, first: list[Rule], as_of: date | None, *,
+           file: str, date_col: str) -> date:
+    """The as-of date: given, or the last date of the lines the first rules keep (which must
+    have a date)."""
+    top, kept_ts = con.execute(f"SELECT max(ts), count(ts) FROM lines "
+                               f"WHERE {_first_reason(first)} IS NULL").fetchone()
     if not kept_ts:
         raise InputError("column has no values at all (every cell is empty)", file=file,
                          column=date_col)
-    if as_of is None:
-        as_of = top.date()
+    return top.date() if as_of is None else as_of
+
+
+def _later_rules(roles: dict[str, str], as_of: date, window_days: int | None) -> list[Rule]:
+    """The rules after the first ones, in the pandas path's order: the dates, unparseable
+    numbers, the unit price and the amount."""
     cutoff = as_of + timedelta(days=1)
-    later: list[tuple[str, str]] = [
-        ("dated after the as-of date", f"ts >= TIMESTAMP '{cutoff.isoformat()}'")]
+    rules = [("dated after the as-of date", f"ts >= TIMESTAMP '{cutoff.isoformat()}'")]
     if window_days is not None:
         start = cutoff - timedelta(days=window_days)
-        later.append((f"dated before the {window_days}-day feature window",
+        rules.append((f"dated before the {window_days}-day feature window",
                       f"ts < TIMESTAMP '{start.isoformat()}'"))
-    for role in ("quantity", "unit_price", "amount"):
+    for role in NUMBER_ROLES:
         if role in roles:
-            later.append((f"unparseable {role}", f"{role}_bad"))
-    amount = "amount" if "amount" in roles else "(quantity * unit_price)"
+            rules.append((f"unparseable {role}", f"{role}_bad"))
     if "unit_price" in roles:
-        later.append(("zero or negative unit price", "unit_price <= 0"))
-    later.append(("zero or missing amount", f"coalesce({amount}, 0) = 0"))
-    reason = "CASE " + " ".join(f"WHEN {c} THEN {_lit(r)}" for r, c in [*reasons, *later]) + " END"
-    con.execute(f"CREATE TEMP VIEW judged AS SELECT *, {reason} AS reason FROM lines")
-    # "no values at all" among the kept rows, for each number column (pandas: num()): the
-    # rows the pandas path still keeps when it checks the column are those with no reason or
-    # one of the rules that come after the column's own
+        rules.append(("zero or negative unit price", "unit_price <= 0"))
+    rules.append(("zero or missing amount", f"coalesce({_amount(roles)}, 0) = 0"))
+    return rules
+
+
+def _amount(roles: dict[str, str]) -> str:
+    return "amount" if "amount" in roles else "(quantity * unit_price)"
+
+
+def _judge(con: duckdb.DuckDBPyConnection, rules: list[Rule]) -> None:
+    """View ``judged``: the typed lines with the reason each is excluded for (NULL: kept)."""
+    con.execute(f"CREATE TEMP VIEW judged AS SELECT *, {_first_reason(rules)} AS reason "
+                f"FROM lines")
+
+
+def _check_number_columns(con: duckdb.DuckDBPyConnection, roles: dict[str, str],
+                          later: list[Rule], file: str) -> None:
+    """"No values at all" among the kept rows, for each number column (pandas: ``num()``):
+    the rows the pandas path still keeps when it checks the column are those with no reason or
+    one of the rules that come after the column's own."""
     later_names = [r for r, _ in later]
     empty = []
-    for role in ("quantity", "unit_price", "amount"):
+    for role in NUMBER_ROLES:
         if role in roles:
             after = ", ".join(_lit(r) for r in later_names[later_names.index(f"unparseable {role}"):])
             empty.append((role, f"count({role}) FILTER (WHERE reason IS NULL OR reason IN ({after}))"))
@@ -573,7 +660,11 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
             raise InputError("column has no values at all (every cell is empty)", file=file,
                              column=roles[role])
 
-    # ---- the clean lines
+
+def _clean_columns(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> list[str]:
+    """The columns of a clean line, as SQL over ``judged``: amounts signed (negative for
+    returns), quantities unsigned, blank categories "Unknown", discounts 1/0."""
+    amount = _amount(roles)
     ret = [f"coalesce({amount} < 0, false)"]
     if "quantity" in roles:
         ret.append("coalesce(quantity < 0, false)")
@@ -593,32 +684,37 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
         if role in roles:
             out.append(f"coalesce({role}, 'Unknown') AS {role}")
     if "discount" in roles:
-        flags = ", ".join(_lit(f) for f in DISCOUNT_FLAGS)
-        out.append("CASE WHEN disc_num IS NOT NULL THEN CAST(disc_num > 0 AS DOUBLE) "
-                   "WHEN disc_bad AND disc_text IS NOT NULL "
-                   f"THEN CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
-        # the pandas path reads the whole column as yes/no flags once any value is not a number
-        any_flag = con.execute("SELECT bool_or(disc_bad) FROM lines").fetchone()[0]
-        if any_flag:
-            out[-1] = (f"CASE WHEN disc_text IS NULL THEN NULL "
-                       f"ELSE CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
-    step()
-    con.execute(f"CREATE TEMP TABLE clean AS SELECT {', '.join(out)} FROM judged "
-                f"WHERE reason IS NULL")
-    con.execute("CREATE VIEW tx AS SELECT * FROM clean")
+        out.append(_discount_column(con))
+    return out
 
-    # ---- the ledger: every excluded row with its reason, in row order within a reason
-    step()
+
+def _discount_column(con: duckdb.DuckDBPyConnection) -> str:
+    """Numbers above 0 are a discount; the pandas path reads the whole column as yes/no flags
+    once any value is not a number."""
+    flags = ", ".join(_lit(f) for f in DISCOUNT_FLAGS)
+    if con.execute("SELECT bool_or(disc_bad) FROM lines").fetchone()[0]:
+        return (f"CASE WHEN disc_text IS NULL THEN NULL "
+                f"ELSE CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
+    return ("CASE WHEN disc_num IS NOT NULL THEN CAST(disc_num > 0 AS DOUBLE) "
+            "WHEN disc_bad AND disc_text IS NOT NULL "
+            f"THEN CAST(disc_text IN ({flags}) AS DOUBLE) END AS discount")
+
+
+def _account(con: duckdb.DuckDBPyConnection, ledger: Ledger, rules: list[Rule]) -> None:
+    """The ledger: every excluded row with its reason, reason by reason in the rules' order,
+    in row order within a reason (as the pandas path records them)."""
     excl = con.execute("SELECT reason, __row AS row, id AS customer_id FROM judged "
                        "WHERE reason IS NOT NULL ORDER BY __row").df()
-    order_of = [r for r, _ in reasons] + [r for r, _ in later]
-    for reason in order_of:
+    for reason, _ in rules:
         part = excl[excl["reason"] == reason]
         if len(part):
             ids = None if reason == "missing customer_id" else part["customer_id"].astype(object)
             ledger.exclude_rows("transactions", part["row"].to_numpy(), ids, reason)
-    src.returns = int(con.execute("SELECT count(*) FROM clean WHERE is_return").fetchone()[0])
-    # only the clean lines and the ids are needed from here on: free the rest
+
+
+def _free_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Only the clean lines and the ids are needed from here on (table ``seen``): the rest
+    goes."""
     con.execute("CREATE TEMP TABLE seen AS SELECT DISTINCT id FROM lines WHERE id IS NOT NULL")
     con.execute("DROP VIEW judged")
     con.execute("DROP TABLE dups")
@@ -627,5 +723,3 @@ def _prepare(con, path: Path, file: str, cfg: TableConfig, *, ledger: Ledger,
     if _has(con, "tables", "raw0"):
         con.execute("DROP VIEW raw")
         con.execute("DROP TABLE raw0")
-    step()
-    return SqlTransactions(con=con, file=file, roles=roles, as_of=as_of)

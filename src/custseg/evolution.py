@@ -146,8 +146,8 @@ def _step_change(t: np.ndarray, y: np.ndarray, target: float) -> tuple[int, floa
 def evolve(snapshots: list[Snapshot], *, model=None, config=None, alpha: float = 0.05,
            seed: int = 0) -> EvolutionReport:
     """Migration, size and drift trajectories, and retraining advice over ordered snapshots."""
+    from custseg.ledger import Ledger
     from custseg.pipeline import PreparedData, segment_prepared
-    from custseg.schema import Ledger
 
     if len(snapshots) < 2:
         raise InputError("evolve needs at least two snapshots")

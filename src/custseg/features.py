@@ -20,9 +20,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import CustomerTable, TransactionTable
 from custseg.config import FeatureConfig
 from custseg.errors import ConfigError, InputError
-from custseg.schema import CustomerTable, Ledger, TransactionTable, slug
+from custseg.ledger import Ledger
+from custseg.roles import slug
 
 DEFINITIONS: dict[str, str] = {
     "recency_days": "days from the customer's last purchase to the as-of date",

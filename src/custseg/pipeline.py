@@ -21,12 +21,14 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from custseg import __version__
+from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
 from custseg.config import Config
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable, build_features
 from custseg.io.readers import read_table
 from custseg.io.writers import OutputDir, write_csv, write_json, write_text
+from custseg.ledger import Ledger
 from custseg.model import SegmentModel, save_model
 from custseg.preprocess import Preprocessor
 from custseg.profile import (
@@ -39,12 +41,6 @@ from custseg.profile import (
     segment_map,
 )
 from custseg.recommend import recommend
-from custseg.schema import (
-    Ledger,
-    prepare_customers,
-    prepare_transactions,
-    restrict_to_customers,
-)
 from custseg.selection import KSelection, SilhouetteProfile, choose_k, silhouette_profile
 
 Progress = Callable[[str, int, int], None]
@@ -216,7 +212,7 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
 
     Shared by segmentation, scoring and drift so that every path builds features the same way.
     ``scoring=True`` keeps columns that are constant or empty in a small batch (see
-    :func:`~custseg.schema.prepare_customers`).
+    :func:`~custseg.cleaning.prepare_customers`).
     """
     cfg = config or Config()
     seg = cfg.segmentation

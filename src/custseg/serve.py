@@ -74,12 +74,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise CustsegError(f"the API server needs FastAPI and uvicorn ({exc.name} is not "
                        'installed): pip install "custseg[serve]"') from None
 
+from custseg.derive import EDUCATION_LEVELS
 from custseg.preprocess import ONE_HOT_SCALE
-from custseg.schema import (
+from custseg.roles import (
     CATEGORY_SPEND,
     CHANNEL_PURCHASES,
     CUSTOMER_ROLES,
-    EDUCATION_LEVELS,
     KIDS_PARTS,
     detect_roles,
     normalise,
@@ -284,7 +284,7 @@ class FastScorer:
     """
 
     def __init__(self, lm: LoadedModel) -> None:
-        from custseg import schema
+        from custseg import derive as schema  # AGE_RANGE is declared in derive.py
 
         if tuple(schema.AGE_RANGE) != _AGE_RANGE:  # pragma: no cover - guards a rule change
             raise ValueError("schema.AGE_RANGE changed")

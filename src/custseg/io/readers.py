@@ -1,7 +1,7 @@
 """Readers for CSV (delimiter and encoding sniffed, gzip too), Parquet and Excel files.
 
 Every reader returns a :class:`pandas.DataFrame` whose text columns are kept as text: typing
-happens in :mod:`custseg.schema`, where a failure can name the column, the row and the value.
+happens in :mod:`custseg.parsing` and :mod:`custseg.cleaning`, where a failure can name the column, the row and the value.
 """
 
 from __future__ import annotations

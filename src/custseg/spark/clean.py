@@ -27,15 +27,10 @@ import pandas as pd
 from custseg.config import TableConfig
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
-from custseg.schema import (
-    DATE_FORMATS,
-    Ledger,
-    _text,
-    clean_ids,
-    parse_dates,
-    parse_numeric,
-    transaction_roles,
-)
+from custseg.ledger import Ledger
+from custseg.parsing import DATE_FORMATS, clean_ids, parse_dates, parse_numeric
+from custseg.parsing import clean_text as _text
+from custseg.roles import transaction_roles
 
 ROW = "__row"
 NUMERIC_ROLES = ("quantity", "unit_price", "amount")

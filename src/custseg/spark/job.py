@@ -25,11 +25,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import prepare_customers
 from custseg.config import Config
 from custseg.errors import InputError
 from custseg.features import SPARK, Behaviour, behaviour_features, build_features
+from custseg.ledger import Ledger
 from custseg.model import SegmentModel
-from custseg.schema import Ledger, prepare_customers
 from custseg.spark.clean import (
     check_local_file,
     prepare_transactions_spark,

@@ -1,4 +1,4 @@
-"""Tests for custseg.schema: role detection, typing and cleaning with a ledger."""
+"""Tests for custseg.cleaning: the cleaning rules, with every row accounted for in the ledger."""
 
 from __future__ import annotations
 
@@ -8,258 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
 from custseg.config import TableConfig
 from custseg.errors import ConfigError, InputError
-from custseg.schema import (
-    CUSTOMER_ROLES,
-    TRANSACTION_ROLES,
-    Ledger,
-    clean_ids,
-    detect_roles,
-    normalise,
-    parse_dates,
-    parse_numeric,
-    prepare_customers,
-    prepare_transactions,
-    restrict_to_customers,
-    slug,
-)
+from custseg.ledger import Ledger
 
 ONLINE_RETAIL = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
                  "CustomerID", "Country"]
-ONLINE_RETAIL_II = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price",
-                    "Customer ID", "Country"]
-MARKETING = ["ID", "Year_Birth", "Education", "Marital_Status", "Income", "Kidhome", "Teenhome",
-             "Dt_Customer", "Recency", "MntWines", "MntFruits", "MntMeatProducts",
-             "MntFishProducts", "MntSweetProducts", "MntGoldProds", "NumDealsPurchases",
-             "NumWebPurchases", "NumCatalogPurchases", "NumStorePurchases", "NumWebVisitsMonth",
-             "AcceptedCmp3", "AcceptedCmp4", "AcceptedCmp5", "AcceptedCmp1", "AcceptedCmp2",
-             "Complain", "Z_CostContact", "Z_Revenue", "Response"]
-
-
-def _rows(n: int) -> np.ndarray:
-    return np.arange(1, n + 1, dtype="int64")
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def test_normalise_and_slug() -> None:
-    assert normalise("Customer ID") == "customerid"
-    assert normalise("Annual Income (k$)") == "annualincomek"
-    assert slug("Home & Garden") == "home_garden"
-    assert slug("  ") == "blank"
-
-
-def test_clean_ids() -> None:
-    out = clean_ids(pd.Series(["17850.0", " 13047 ", "", None, "A-1", "12.5"]))
-    assert out.tolist()[:2] == ["17850", "13047"]
-    assert out.isna().tolist() == [False, False, True, True, False, False]
-    assert out.tolist()[4:] == ["A-1", "12.5"]
-
-
-# ------------------------------------------------------------------------------------ roles
-
-
-def test_detect_roles_online_retail() -> None:
-    roles = detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, TableConfig(), "online_retail.csv")
-    assert roles == {"customer_id": "CustomerID", "order_id": "InvoiceNo",
-                     "timestamp": "InvoiceDate", "quantity": "Quantity", "unit_price": "UnitPrice"}
-
-
-def test_detect_roles_online_retail_ii() -> None:
-    roles = detect_roles(ONLINE_RETAIL_II, TRANSACTION_ROLES, TableConfig(), "online_retail_II.csv")
-    assert roles == {"customer_id": "Customer ID", "order_id": "Invoice",
-                     "timestamp": "InvoiceDate", "quantity": "Quantity", "unit_price": "Price"}
-
-
-def test_detect_roles_marketing_campaign() -> None:
-    roles = detect_roles(MARKETING, CUSTOMER_ROLES, TableConfig(), "marketing_campaign.csv")
-    assert roles == {"customer_id": "ID", "birth_year": "Year_Birth", "income": "Income",
-                     "education": "Education", "marital_status": "Marital_Status",
-                     "signup_date": "Dt_Customer", "recency_days": "Recency"}
-
-
-def test_detect_roles_bare_id_is_not_a_transaction_customer_id() -> None:
-    roles = detect_roles(["id", "client", "date", "total"], TRANSACTION_ROLES, TableConfig(), "t")
-    assert roles["customer_id"] == "client"
-    assert roles["amount"] == "total"
-    assert "id" not in roles.values()
-
-
-def test_detect_roles_substring_fallbacks() -> None:
-    roles = detect_roles(["Shopper", "Household Income EUR", "Purchase_Date_Local"],
-                         {**CUSTOMER_ROLES, "timestamp": []}, TableConfig(), "c")
-    assert roles["income"] == "Household Income EUR"
-    assert roles["timestamp"] == "Purchase_Date_Local"
-
-
-def test_detect_roles_config_overrides() -> None:
-    cfg = TableConfig(id="StockCode", columns={"amount": "UnitPrice"})
-    roles = detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
-    assert roles["customer_id"] == "StockCode"
-    assert roles["amount"] == "UnitPrice"
-    # a column claimed by an override is not detected again for its usual role
-    assert "unit_price" not in roles
-    assert roles["order_id"] == "InvoiceNo"
-
-
-def test_detect_roles_ignored_column_is_not_detected() -> None:
-    cfg = TableConfig(ignore=["Income"])
-    roles = detect_roles(MARKETING, CUSTOMER_ROLES, cfg, "m.csv")
-    assert "income" not in roles
-
-
-def test_detect_roles_unknown_role_lists_available() -> None:
-    cfg = TableConfig(columns={"spend_total": "UnitPrice"})
-    with pytest.raises(ConfigError, match="unknown column role 'spend_total'") as info:
-        detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
-    assert "available roles:" in str(info.value)
-    assert "unit_price" in str(info.value)
-    assert str(info.value).startswith("t.csv:")
-
-
-def test_detect_roles_missing_column_lists_columns_seen() -> None:
-    cfg = TableConfig(columns={"amount": "Revenue"})
-    with pytest.raises(ConfigError, match="'Revenue', which is not in the file") as info:
-        detect_roles(ONLINE_RETAIL, TRANSACTION_ROLES, cfg, "t.csv")
-    assert "columns seen: InvoiceNo, StockCode" in str(info.value)
-
-
-# ------------------------------------------------------------------------------------ numbers
-
-
-def test_parse_numeric_currency_and_thousands() -> None:
-    raw = pd.Series(["£1,234.50", "$5", "€ 7", "1,000,000", "-12.5", "", None, " 3 "])
-    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)))
-    np.testing.assert_array_equal(
-        values.to_numpy(), [1234.5, 5.0, 7.0, 1_000_000.0, -12.5, np.nan, np.nan, 3.0])
-    assert not bad.any()
-
-
-@pytest.mark.parametrize("dtype", ["str", "string", object])
-def test_parse_numeric_plain_numbers_fast_path_equals_cleaning_path(dtype) -> None:
-    """Columns whose every value is a plain number take one Arrow cast (no strip, no regex);
-    the result and the unparseable mask equal the cleaning path's, non-finite values included."""
-    from custseg import schema
-
-    plain = ["1", "-2.5", "1e3", ".5", "+4", None, "nan", "inf", "0", "-0.0"]
-    messy = [*plain, " 7 "]  # one value that needs stripping sends the column the long way
-    raw = pd.Series(plain, dtype=dtype)
-    fast_v, fast_bad = parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)),
-                                     on_invalid="exclude")
-    slow_v, slow_bad = parse_numeric(pd.Series(messy, dtype=dtype), file="f", column="c",
-                                     rows=_rows(len(messy)), on_invalid="exclude")
-    np.testing.assert_array_equal(fast_v.to_numpy(), slow_v.to_numpy()[:-1])
-    np.testing.assert_array_equal(fast_bad, slow_bad[:-1])
-    assert fast_bad.tolist() == [False] * 6 + [True, True, False, False]
-    assert (schema._cast_plain(raw) is None) == (dtype is object)
-    assert schema._cast_plain(pd.Series(messy, dtype="string")) is None
-    with pytest.raises(InputError) as info:
-        parse_numeric(raw, file="f", column="c", rows=_rows(len(raw)))
-    assert info.value.row == 7 and info.value.value == "nan"
-
-
-def test_parse_numeric_numeric_dtype_passthrough() -> None:
-    raw = pd.Series([1, 2, 3], dtype="int64")
-    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(3))
-    assert values.dtype == np.float64
-    assert values.tolist() == [1.0, 2.0, 3.0]
-    assert not bad.any()
-
-
-def test_parse_numeric_error_names_column_row_value() -> None:
-    raw = pd.Series(["1", "2.5", "n/a-ish", "4", "abc"])
-    with pytest.raises(InputError) as info:
-        parse_numeric(raw, file="tx.csv", column="Quantity", rows=_rows(5))
-    err = info.value
-    assert (err.file, err.column, err.row, err.value) == ("tx.csv", "Quantity", 3, "n/a-ish")
-    assert str(err) == ("tx.csv, column 'Quantity', row 3: cannot parse as a number "
-                        "(2 such values) (value 'n/a-ish')")
-
-
-def test_parse_numeric_error_uses_given_row_numbers() -> None:
-    raw = pd.Series(["1", "x"])
-    with pytest.raises(InputError) as info:
-        parse_numeric(raw, file="f", column="c", rows=np.array([10, 11]))
-    assert info.value.row == 11
-
-
-def test_parse_numeric_exclude_mode_returns_mask() -> None:
-    raw = pd.Series(["1", "abc", "inf", "2"])
-    values, bad = parse_numeric(raw, file="f", column="c", rows=_rows(4), on_invalid="exclude")
-    assert bad.tolist() == [False, True, True, False]
-    assert values.isna().tolist() == [False, True, True, False]
-
-
-# ------------------------------------------------------------------------------------ dates
-
-
-def test_parse_dates_day_first_detected() -> None:
-    raw = pd.Series(["04-09-2012", "21-08-2013", "10-08-2012", ""])
-    values, bad = parse_dates(raw, file="m.csv", column="Dt_Customer", rows=_rows(4))
-    assert values.iloc[:3].tolist() == [pd.Timestamp("2012-09-04"), pd.Timestamp("2013-08-21"),
-                                        pd.Timestamp("2012-08-10")]
-    assert pd.isna(values.iloc[3])
-    assert not bad.any()
-
-
-def test_parse_dates_month_first_when_a_day_exceeds_12() -> None:
-    raw = pd.Series(["12/1/2010 8:26", "12/13/2010 9:01", "1/5/2011 10:00"])
-    values, _ = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(3))
-    assert values.tolist() == [pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2010-12-13 09:01"),
-                               pd.Timestamp("2011-01-05 10:00")]
-
-
-def test_parse_dates_iso() -> None:
-    raw = pd.Series(["2009-12-01 07:45:00", "2010-12-09 20:01:00"])
-    values, bad = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(2))
-    assert values.tolist() == [pd.Timestamp("2009-12-01 07:45"), pd.Timestamp("2010-12-09 20:01")]
-    assert values.dtype == "datetime64[ns]"
-    assert not bad.any()
-
-
-def test_parse_dates_explicit_format() -> None:
-    raw = pd.Series(["01/02/2013"])
-    values, _ = parse_dates(raw, file="f", column="d", rows=_rows(1), fmt="%m/%d/%Y")
-    assert values.iloc[0] == pd.Timestamp("2013-01-02")
-
-
-def test_parse_dates_error_names_row_and_value() -> None:
-    raw = pd.Series(["2011-01-01", "2011-01-02", "2011-02-30"])
-    with pytest.raises(InputError) as info:
-        parse_dates(raw, file="tx.csv", column="InvoiceDate", rows=_rows(3))
-    err = info.value
-    assert (err.file, err.column, err.row, err.value) == ("tx.csv", "InvoiceDate", 3, "2011-02-30")
-    assert "cannot parse as a date" in str(err)
-
-
-def test_parse_dates_exclude_mode() -> None:
-    raw = pd.Series(["2011-01-01", "not a date", None])
-    values, bad = parse_dates(raw, file="f", column="d", rows=_rows(3), on_invalid="exclude")
-    assert bad.tolist() == [False, True, False]
-    assert values.isna().tolist() == [False, True, True]
-
-
-def test_parse_dates_datetime_dtype_passthrough_drops_timezone() -> None:
-    raw = pd.Series(pd.to_datetime(["2011-01-01 10:00"]).tz_localize("UTC"))
-    values, bad = parse_dates(raw, file="f", column="d", rows=_rows(1))
-    assert values.dtype == "datetime64[ns]"
-    assert values.iloc[0] == pd.Timestamp("2011-01-01 10:00")
-    assert not bad.any()
-
-
-def test_parse_dates_ambiguous_column_is_month_first() -> None:
-    raw = pd.Series(["04/09/2012", "01/02/2013"])
-    values, _ = parse_dates(raw, file="f", column="d", rows=_rows(2))
-    assert values.tolist() == [pd.Timestamp("2012-04-09"), pd.Timestamp("2013-01-02")]
-
-
-def test_parse_dates_online_retail_style_ambiguous_head() -> None:
-    raw = pd.Series(["12/1/2010 8:26"] * 2000 + ["12/13/2010 9:00"])
-    values, _ = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(len(raw)))
-    assert values.iloc[0] == pd.Timestamp("2010-12-01 08:26")
-    assert values.iloc[-1] == pd.Timestamp("2010-12-13 09:00")
 
 
 # ------------------------------------------------------------------------------------ transactions
@@ -515,6 +270,37 @@ def test_prepare_customers_absurd_age_and_income_set_missing() -> None:
     assert ledger.cleaned == {"age outside 16-100 set to missing": 1,
                               "income negative or above Q3 + 10 x IQR set to missing": 1}
     assert len(f) == 40  # values are cleaned, rows are kept
+
+
+def test_prepare_customers_age_bounds_are_inclusive() -> None:
+    """derive.AGE: 16 and 100 are ages; just outside them is a data-entry error."""
+    raw = pd.DataFrame({"id": [str(i) for i in range(7)],
+                        "age": ["15.9", "16", "40", "100", "100.5", "", "-3"],
+                        "income": ["10", "20", "30", "40", "50", "60", "70"]})
+    table, ledger = _prepare_cu(raw)
+    np.testing.assert_array_equal(table.frame["age"].to_numpy(),
+                                  [np.nan, 16.0, 40.0, 100.0, np.nan, np.nan, np.nan])
+    assert ledger.cleaned["age outside 16-100 set to missing"] == 3
+
+
+def test_prepare_customers_income_fence_learned_then_given_when_scoring() -> None:
+    """The income fence is learned from the kept rows (Q3 + 10 x IQR) and kept in
+    ``table.fences``; a scoring batch uses the fence it is given, not its own."""
+    raw = _marketing()
+    inc = raw["Income"].astype("float64")
+    q1, q3 = inc.quantile([0.25, 0.75])
+    table, _ = _prepare_cu(raw)
+    assert table.fences == {"income_max": pytest.approx(q3 + 10 * (q3 - q1), rel=1e-12)}
+    ledger = Ledger()
+    scored = prepare_customers(raw, TableConfig(), file="mk.csv", ledger=ledger,
+                               as_of=date(2014, 12, 31), scoring=True,
+                               fences={"income_max": 50_000.0})
+    assert scored.fences == {"income_max": 50_000.0}
+    above = (inc > 50_000).to_numpy()
+    assert 0 < above.sum() < len(raw)
+    np.testing.assert_array_equal(scored.frame["income"].to_numpy(),
+                                  np.where(above, np.nan, inc.to_numpy()))
+    assert ledger.cleaned["income negative or above Q3 + 10 x IQR set to missing"] == above.sum()
 
 
 def test_prepare_customers_birth_year_needs_as_of_when_no_signup() -> None:

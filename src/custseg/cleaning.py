@@ -1,0 +1,655 @@
+"""The cleaning rules: raw customers and transactions tables in, typed clean tables out.
+
+:func:`prepare_customers` and :func:`prepare_transactions` find the columns' roles
+(:mod:`custseg.roles`), type them (:mod:`custseg.parsing`) and apply the documented rules in
+order, recording every excluded row (with its reason) and every value a rule changed in the
+:class:`~custseg.ledger.Ledger`. The demographic value rules (age bounds, the learned income
+fence, the education order, the category roles) are those declared in :mod:`custseg.derive`,
+shared with the API's one-customer scorer.
+
+Rows are numbered from 1 for the first data row (the header is not counted).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from custseg.config import TableConfig
+from custseg.derive import (
+    AGE,
+    CATEGORY_ROLES,
+    CHILDREN,
+    EDUCATION_FEATURE,
+    EDUCATION_LEVELS,
+    NUMERIC_ROLES,
+    UNKNOWN_TOKENS,
+    NumericRole,
+    income_fence,
+)
+from custseg.errors import ConfigError, InputError
+from custseg.ledger import Ledger, row_numbers
+from custseg.parsing import (
+    check_not_all_missing,
+    clean_ids,
+    clean_text,
+    parse_dates,
+    parse_numeric,
+)
+from custseg.roles import (
+    aggregate_columns,
+    customer_roles,
+    kids_columns,
+    normalise,
+    transaction_roles,
+)
+
+RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")  # an is_return cell meaning "yes"
+DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")             # a yes/no discount cell meaning "yes"
+PARALLEL_MIN_ROWS = 200_000  # customers tables this long parse their other columns two at a time
+
+# --------------------------------------------------------------------------------------------
+# typed tables
+
+
+@dataclass
+class CustomerTable:
+    """Customers, one row each, indexed by ``customer_id`` (text).
+
+    ``numeric`` / ``binary`` / ``categorical`` list the feature columns of each kind in ``frame``;
+    ``roles`` maps canonical roles to the source columns they came from.
+    """
+
+    file: str
+    frame: pd.DataFrame
+    roles: dict[str, str]
+    numeric: list[str]
+    binary: list[str]
+    categorical: list[str]
+    dates: list[str]
+    category_spend: dict[str, str] = field(default_factory=dict)   # level -> column
+    channel_purchases: dict[str, str] = field(default_factory=dict)
+    deal_purchases: str | None = None
+    ignored: dict[str, str] = field(default_factory=dict)          # column -> why
+    seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
+    fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
+
+
+@dataclass
+class TransactionTable:
+    """Clean transaction lines: customer_id, order_id, ts, amount (negative for returns) and
+    optional quantity, category, channel, discount, plus is_return."""
+
+    file: str
+    frame: pd.DataFrame
+    roles: dict[str, str]
+    as_of: date
+    seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
+
+
+# --------------------------------------------------------------------------------------------
+# duplicates
+
+
+def duplicate_rows(raw: pd.DataFrame, first: str | None = None) -> np.ndarray:
+    """Exact duplicate rows (all but the first of each group), like ``raw.duplicated()``.
+
+    Rows that are exact duplicates agree in every column, so candidates are narrowed one column
+    at a time (``first`` first, usually the id) and only the survivors are compared whole: on
+    1,000,000 rows × 17 text columns with unique ids this takes 0.07 s instead of 1.5 s.
+    """
+    n = len(raw)
+    cand = np.ones(n, dtype=bool)
+    cols = list(raw.columns)
+    if first in cols:
+        cols.remove(first)
+        cols.insert(0, first)
+    for col in cols:
+        idx = np.flatnonzero(cand)
+        if len(idx) == 0:
+            return cand
+        if len(idx) < 50_000:
+            break
+        cand[idx] = raw[col].iloc[idx].duplicated(keep=False).to_numpy()
+    idx = np.flatnonzero(cand)
+    out = np.zeros(n, dtype=bool)
+    if len(idx):
+        out[idx] = raw.iloc[idx].duplicated(keep="first").to_numpy()
+    return out
+
+
+def _all_distinct(ids: pd.Series, keep: np.ndarray) -> bool:
+    """Whether the kept ids are all different: one hash pass in Arrow (about half the time of
+    ``duplicated(keep=False)`` on a million text ids), so the usual case -- unique ids -- is
+    cheap."""
+    kept = ids if keep.all() else ids[keep]
+    try:
+        arr = pa.array(kept, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return bool(kept.is_unique)
+    return len(pc.unique(arr)) == len(arr)
+
+
+# --------------------------------------------------------------------------------------------
+# customers
+
+
+def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
+                      as_of: date | None, on_invalid: str = "error",
+                      scoring: bool = False, fences: dict[str, float] | None = None,
+                      ) -> CustomerTable:
+    """Type, validate and clean a customers table.
+
+    The steps, in order: find the roles; exclude rows without an id and exact duplicate rows
+    (and stop on an id shared by different rows); parse the signup date (which may set the
+    as-of date) and exclude customers who signed up after it; build the demographic features
+    by the rules of :mod:`custseg.derive`; take pre-aggregated spend and purchase counts; type
+    every other column as numeric, binary, categorical or ignored.
+
+    With ``scoring=True`` (a batch to score with a fitted model, possibly one customer) columns
+    are never dropped for being constant or empty in the batch, unknown education levels become
+    missing instead of turning the column into categories, and outlier fences are not derived
+    from the batch: ``fences`` (the ones learned at fit time, see ``CustomerTable.fences``) apply.
+    """
+    roles = customer_roles(list(raw.columns), cfg, file)
+    ledger.source("customers", file, len(raw))
+    c = _CustomerCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
+                          on_invalid=on_invalid, scoring=scoring)
+    c.exclude_rows_without_id()
+    c.exclude_duplicates()
+    as_of = c.add_signup_date(as_of)
+    c.add_demographics(as_of, fences)
+    c.add_aggregates()
+    c.add_other_columns()
+    return c.table()
+
+
+class _CustomerCleaning:
+    """The state of one customers table being cleaned: the steps of :func:`prepare_customers`
+    add feature columns to ``frame`` and clear ``keep`` for excluded rows."""
+
+    def __init__(self, raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
+                 roles: dict[str, str], on_invalid: str, scoring: bool) -> None:
+        self.raw, self.cfg, self.file, self.ledger = raw, cfg, file, ledger
+        self.roles, self.on_invalid, self.scoring = roles, on_invalid, scoring
+        self.columns = list(raw.columns)
+        self.rows = row_numbers(len(raw))
+        self.keep = np.ones(len(raw), dtype=bool)
+        self.ids = pd.Series(self.rows.astype(str), index=raw.index, dtype="string")
+        self.used = set(roles.values()) | set(cfg.ignore)  # columns with a job already
+        self.distinct = bool(cfg.row_ids)                  # ids known to be all different
+        self.frame = pd.DataFrame()
+        self.numeric: list[str] = []
+        self.binary: list[str] = []
+        self.categorical: list[str] = []
+        self.dates: list[str] = []
+        self.ignored: dict[str, str] = {c: "ignored in config" for c in cfg.ignore}
+        self.fences: dict[str, float | None] = {}
+        self.category_spend: dict[str, str] = {}
+        self.channel_purchases: dict[str, str] = {}
+        self.deal_purchases: str | None = None
+        self.birth_date: pd.Series | None = None
+
+    # ---- typed columns (in the frame's index), with unparseable values counted as missing
+
+    def num(self, col: str) -> pd.Series:
+        vals, bad = parse_numeric(self.raw[col], file=self.file, column=col, rows=self.rows,
+                                  on_invalid=self.on_invalid)
+        if bad.any():
+            self.ledger.cleaned[f"{col}: unparseable number set to missing"] += int(bad.sum())
+        check_not_all_missing(vals[self.keep], self.file, col, self.scoring)
+        return pd.Series(vals.to_numpy(), index=self.frame.index)
+
+    def dt(self, col: str) -> pd.Series:
+        vals, bad = parse_dates(self.raw[col], file=self.file, column=col, rows=self.rows,
+                                fmt=self.cfg.date_format, on_invalid=self.on_invalid)
+        if bad.any():
+            self.ledger.cleaned[f"{col}: unparseable date set to missing"] += int(bad.sum())
+        check_not_all_missing(vals[self.keep], self.file, col, self.scoring)
+        return pd.Series(vals.to_numpy(), index=self.frame.index)
+
+    def text(self, col: str) -> pd.Series:
+        v = clean_text(self.raw[col])
+        check_not_all_missing(v[self.keep], self.file, col, self.scoring)
+        return v
+
+    def exclude(self, mask: np.ndarray, reason: str) -> None:
+        """Exclude the kept rows in ``mask`` for ``reason``."""
+        hit = mask & self.keep
+        self.ledger.exclude_rows("customers", self.rows[hit], self.ids[hit], reason)
+        self.keep &= ~hit
+
+    # ---- the steps
+
+    def exclude_rows_without_id(self) -> None:
+        """Ids as text (row numbers with ``row_ids``); rows without one are excluded."""
+        if self.cfg.row_ids:
+            return
+        col = self.roles["customer_id"]
+        self.ids = clean_ids(self.raw[col])
+        check_not_all_missing(self.ids, self.file, col)
+        missing = self.ids.isna().to_numpy()
+        self.ledger.exclude_rows("customers", self.rows[missing], None, "missing customer_id")
+        self.keep &= ~missing
+
+    def exclude_duplicates(self) -> None:
+        """Exact duplicate rows are excluded; different rows sharing an id stop the run.
+
+        The frame the features go into is indexed by the ids from here on.
+        """
+        ids, keep = self.ids, self.keep
+        self.distinct = self.cfg.row_ids or _all_distinct(ids, keep)
+        if not (self.distinct and not self.cfg.row_ids):  # (duplicate rows share an id)
+            self.exclude(duplicate_rows(self.raw, self.roles.get("customer_id")), "duplicate row")
+        dup_id = np.zeros(len(ids), dtype=bool)
+        if not self.distinct:  # (row numbers as ids, or ids all different: no id is shared)
+            dup_id[self.keep] = ids[self.keep].duplicated(keep=False).to_numpy()
+        if dup_id.any():
+            first_id = ids[dup_id].iloc[0]
+            where = self.rows[(ids == first_id).to_numpy() & self.keep][:2]
+            raise InputError(
+                f"duplicate customer id {first_id!r} in rows {where[0]} and {where[1]} with "
+                f"different values ({int(dup_id.sum())} rows share an id); ids must be unique",
+                file=self.file, column=self.roles.get("customer_id"), row=int(where[1]),
+                value=first_id)
+        self.frame = pd.DataFrame(index=pd.Index(ids.to_numpy(dtype=object), name="customer_id"))
+
+    def add_signup_date(self, as_of: date | None) -> date | None:
+        """Parse the dates (the signup date, the birth date); without an as-of date the last
+        signup is. Customers who signed up after it are excluded. Returns the as-of date."""
+        signup = self.dt(self.roles["signup_date"]) if "signup_date" in self.roles else None
+        if "birth_date" in self.roles:
+            self.birth_date = self.dt(self.roles["birth_date"])
+        if as_of is None and signup is not None and signup[self.keep].notna().any():
+            as_of = signup[self.keep].max().date()
+        if signup is not None:
+            assert as_of is not None
+            self.exclude((signup > pd.Timestamp(as_of) + pd.Timedelta(days=1)).to_numpy(),
+                         "signed up after the as-of date")
+            self.frame["signup_date"] = signup
+            self.dates.append("signup_date")
+        return as_of
+
+    def add_demographics(self, as_of: date | None, fences: dict[str, float] | None) -> None:
+        """The numeric roles, education and the category roles, as :mod:`custseg.derive`
+        declares them."""
+        for rule in NUMERIC_ROLES:
+            values = self._role_values(rule, as_of)
+            if values is not None:
+                self._add_numeric_role(rule, values, fences)
+        if "education" in self.roles:
+            self._add_education()
+        for role in CATEGORY_ROLES:
+            if role in self.roles:
+                v = self.text(self.roles[role])
+                self.frame[role] = pd.Series(v.to_numpy(), index=self.frame.index)
+                self.categorical.append(role)
+
+    def _role_values(self, rule: NumericRole, as_of: date | None) -> pd.Series | None:
+        """A numeric role's values before its rule: its column, or what it is derived from
+        (age from a birth year or date, children from kids + teens at home), or None."""
+        if rule.role in self.roles:
+            return self.num(self.roles[rule.role])
+        if rule is AGE:
+            return self._age_from_birth(as_of)
+        if rule is CHILDREN:
+            kids = kids_columns(self.columns, self.used)
+            if kids:
+                values = sum(self.num(c).clip(lower=0) for c in kids)
+                self.used |= set(kids)
+                self.roles["children"] = "+".join(kids)
+                return values
+        return None
+
+    def _age_from_birth(self, as_of: date | None) -> pd.Series | None:
+        if "birth_year" in self.roles:
+            by = self.num(self.roles["birth_year"])
+            if as_of is None:
+                raise ConfigError(f"{self.file}: column '{self.roles['birth_year']}' holds birth "
+                                  "years; give the as-of date (--as-of) to turn them into ages")
+            return as_of.year - by
+        if self.birth_date is not None:
+            if as_of is None:
+                raise ConfigError(f"{self.file}: give the as-of date (--as-of) to compute ages "
+                                  "from birth dates")
+            return (pd.Timestamp(as_of) - self.birth_date).dt.days / 365.25
+        return None
+
+    def _add_numeric_role(self, rule: NumericRole, values: pd.Series,
+                          fences: dict[str, float] | None) -> None:
+        """Values that break the rule become missing (counted when the rule says so); a fence
+        is learned from the kept rows, or given when scoring."""
+        fence = None
+        if rule.fence is not None:
+            fence = (fences or {}).get(rule.fence) if self.scoring else self._learn_fence(values)
+            self.fences[rule.fence] = fence
+        bad = rule.invalid(values, fence)
+        if rule.cleaned is not None and bad.any():
+            self.ledger.cleaned[rule.cleaned] += int((bad & self.keep).sum())
+        self.frame[rule.feature] = values.where(~bad)
+        self.numeric.append(rule.feature)
+
+    def _learn_fence(self, values: pd.Series) -> float | None:
+        q1, q3 = values[self.keep & values.notna().to_numpy()].quantile([0.25, 0.75])
+        return income_fence(q1, q3) if pd.notna(q3) else None
+
+    def _add_education(self) -> None:
+        """Education as an ordinal level; levels that can't be ordered make it a category
+        (when fitting) or missing (when scoring)."""
+        col = self.roles["education"]
+        edu = self.text(col)
+        norm = edu.astype(object).map(lambda v: normalise(v) if isinstance(v, str) else None)
+        mapped = norm.map(EDUCATION_LEVELS)
+        unknown = norm.notna() & mapped.isna() & ~norm.isin(UNKNOWN_TOKENS)
+        if unknown[self.keep].any() and not self.scoring:
+            self.frame["education"] = pd.Series(edu.to_numpy(), index=self.frame.index)
+            self.categorical.append("education")
+            levels = ", ".join(sorted(set(edu[unknown].dropna())))[:200]
+            self.ledger.warn("schema", f"{self.file}: education levels not recognised as an "
+                             f"order ({levels}); used as categories")
+        else:
+            self.frame[EDUCATION_FEATURE] = pd.Series(mapped.to_numpy(dtype="float64"),
+                                                      index=self.frame.index)
+            self.numeric.append(EDUCATION_FEATURE)
+
+    def add_aggregates(self) -> None:
+        """Pre-aggregated behaviour (``marketing_campaign.csv`` style): spend per category and
+        purchases per channel, kept raw (negative counts as 0) for the feature step."""
+        spend, channels, deals = aggregate_columns(self.columns,
+                                                   self.used | set(self.cfg.categorical))
+        self.category_spend, self.channel_purchases, self.deal_purchases = spend, channels, deals
+        for c in [*spend.values(), *channels.values(), *([deals] if deals else [])]:
+            self.frame[f"__raw__{c}"] = self.num(c).clip(lower=0)
+            self.used.add(c)
+
+    def add_other_columns(self) -> None:
+        """Every other column: numeric, binary, categorical, or ignored (with the reason).
+
+        The columns are parsed side by side on a long table (Arrow's string kernels and casts
+        release the GIL); every check still runs column by column, in order.
+        """
+        rest = [c for c in self.columns if c not in self.used]
+        if len(self.raw) >= PARALLEL_MIN_ROWS and len(rest) > 1:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                prepared = dict(zip(rest, pool.map(self._parse_column, rest), strict=True))
+        else:
+            prepared = {}
+        for c in rest:
+            text, parsed = prepared[c] if c in prepared else self._parse_column(c)
+            self._add_column(c, text, parsed)
+
+    def _parse_column(self, c: str) -> tuple[pd.Series, tuple[pd.Series, np.ndarray] | None]:
+        """A column as text (or numbers, when every cell is one) and its numbers with the
+        unparseable mask (None for a column the config says is categorical)."""
+        col = self.raw[c]
+        parsed = None if c in self.cfg.categorical else parse_numeric(
+            col, file=self.file, column=c, rows=self.rows, on_invalid="exclude")
+        if pd.api.types.is_numeric_dtype(col):
+            text = col
+        elif parsed is not None and not parsed[1].any():
+            text = parsed[0]  # every cell a number or empty: the numbers say which are empty
+        else:
+            text = clean_text(col)
+        return text, parsed
+
+    def _add_column(self, c: str, text: pd.Series,
+                    parsed: tuple[pd.Series, np.ndarray] | None) -> None:
+        forced = ("numeric" if c in self.cfg.numeric
+                  else "categorical" if c in self.cfg.categorical else None)
+        if text[self.keep].isna().all() and not self.scoring:
+            raise InputError("column has no values at all (every cell is empty); "
+                             "add it to `ignore` in the config to skip it", file=self.file, column=c)
+        if forced != "categorical":
+            # a column the config says is numeric must parse; others are numeric if they do
+            assert parsed is not None
+            vals, bad = parsed
+            if forced == "numeric" and self.on_invalid == "error" and bad.any():
+                parse_numeric(self.raw[c], file=self.file, column=c, rows=self.rows,
+                              on_invalid="error")  # raises
+            if forced == "numeric" or not bad.any():
+                self._add_number_column(c, vals)
+                return
+        if forced is None and self._is_date(text):
+            self.ignored[c] = "date column (only the signup date is used)"
+            return
+        self._add_text_column(c, text, forced)
+
+    def _add_number_column(self, c: str, vals: pd.Series) -> None:
+        """Numeric, or binary when every kept value is 0 or 1; constant columns are ignored."""
+        arr = vals.to_numpy(dtype="float64")
+        present = arr if self.keep.all() else arr[self.keep]
+        empty = np.isnan(present)
+        if empty.any():
+            present = present[~empty]
+        name = _feature_name(c, self.frame)
+        if (present.size == 0 or present.min() == present.max()) and not self.scoring:
+            self._ignore_constant(c)
+            return
+        self.frame[name] = pd.Series(arr, index=self.frame.index)
+        is_binary = bool(np.all((present == 0.0) | (present == 1.0)))
+        (self.binary if is_binary else self.numeric).append(name)
+
+    def _is_date(self, text: pd.Series) -> bool:
+        """Whether a text column holds dates (its first 200 kept values all parse as one)."""
+        sample = text[self.keep].dropna()
+        if not sample.str.contains(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", regex=True).all():
+            return False
+        return bool(pd.to_datetime(sample.iloc[:200], format="mixed", errors="coerce")
+                    .notna().all())
+
+    def _add_text_column(self, c: str, text: pd.Series, forced: str | None) -> None:
+        """A category; free text or identifiers (many distinct values) and constant columns
+        are ignored."""
+        levels = text[self.keep].nunique()
+        if (forced is None and not self.scoring and levels > 50
+                and levels > 0.05 * int(self.keep.sum())):
+            self.ignored[c] = f"free text or identifier ({levels} distinct values)"
+            self.ledger.warn("schema", f"{self.file}: column '{c}' has {levels} distinct text "
+                             "values; not used")
+            return
+        if levels <= 1 and not self.scoring:
+            self._ignore_constant(c)
+            return
+        name = _feature_name(c, self.frame)
+        self.frame[name] = pd.Series(text.to_numpy(), index=self.frame.index)
+        self.categorical.append(name)
+
+    def _ignore_constant(self, c: str) -> None:
+        self.ignored[c] = "constant column"
+        self.ledger.warn("schema", f"{self.file}: column '{c}' is constant; not used")
+
+    def table(self) -> CustomerTable:
+        """The kept customers, and every id the file held."""
+        ids = self.ids.dropna()
+        return CustomerTable(
+            file=self.file, frame=self.frame.loc[self.keep], roles=self.roles,
+            numeric=self.numeric, binary=self.binary, categorical=self.categorical,
+            dates=self.dates, category_spend=self.category_spend,
+            channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
+            ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
+            fences=self.fences)
+
+
+def _feature_name(column: str, frame: pd.DataFrame) -> str:
+    name = column
+    while name in frame.columns:
+        name = f"{name}_"
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# transactions
+
+
+def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
+                         as_of: date | None, on_invalid: str = "error",
+                         window_days: int | None = None) -> TransactionTable:
+    """Type, validate and clean a transactions log.
+
+    Rules, applied in order (a row is excluded for the first that applies): missing customer id;
+    exact duplicate row; missing date; date after the as-of date; date before the feature window
+    (``window_days`` before the as-of date, when set); zero amount or a zero/negative unit
+    price. Cancellations (order id starting with "C"), negative quantities or amounts and rows
+    flagged as returns are kept as returns and reduce the customer's net monetary value.
+    """
+    roles = transaction_roles(list(raw.columns), cfg, file)
+    ledger.source("transactions", file, len(raw))
+    t = _TransactionCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
+                             on_invalid=on_invalid)
+    t.exclude_rows_without_id()
+    t.exclude_duplicates()
+    t.parse_timestamps()
+    as_of = t.exclude_outside_window(as_of, window_days)
+    t.parse_amounts()
+    return t.table(as_of)
+
+
+class _TransactionCleaning:
+    """The state of one transactions log being cleaned: the steps of
+    :func:`prepare_transactions` clear ``keep`` for excluded rows."""
+
+    def __init__(self, raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
+                 roles: dict[str, str], on_invalid: str) -> None:
+        self.raw, self.cfg, self.file, self.ledger = raw, cfg, file, ledger
+        self.roles, self.on_invalid = roles, on_invalid
+        self.rows = row_numbers(len(raw))
+        self.keep = np.ones(len(raw), dtype=bool)
+        self.ids = clean_ids(raw[roles["customer_id"]])
+        self.ts = pd.Series(dtype="datetime64[ns]")
+        self.qty: pd.Series | None = None
+        self.price: pd.Series | None = None
+        self.amount = pd.Series(dtype="float64")
+
+    def exclude(self, mask: np.ndarray, reason: str) -> None:
+        """Exclude the kept rows in ``mask`` for ``reason``."""
+        hit = mask & self.keep
+        self.ledger.exclude_rows("transactions", self.rows[hit], self.ids[hit], reason)
+        self.keep &= ~hit
+
+    def num(self, role: str) -> pd.Series:
+        """A number role's values; unparseable ones exclude their rows."""
+        col = self.roles[role]
+        vals, bad = parse_numeric(self.raw[col], file=self.file, column=col, rows=self.rows,
+                                  on_invalid=self.on_invalid)
+        if bad.any():
+            self.exclude(bad, f"unparseable {role}")
+        check_not_all_missing(vals[self.keep], self.file, col)
+        return vals
+
+    # ---- the steps
+
+    def exclude_rows_without_id(self) -> None:
+        check_not_all_missing(self.ids, self.file, self.roles["customer_id"])
+        missing = self.ids.isna().to_numpy()
+        self.ledger.exclude_rows("transactions", self.rows[missing], None, "missing customer_id")
+        self.keep &= ~missing
+
+    def exclude_duplicates(self) -> None:
+        self.exclude(duplicate_rows(self.raw, self.roles.get("timestamp")), "duplicate row")
+
+    def parse_timestamps(self) -> None:
+        """Dates with one format for the column; unparseable or missing ones exclude the row."""
+        col = self.roles["timestamp"]
+        self.ts, bad = parse_dates(self.raw[col], file=self.file, column=col, rows=self.rows,
+                                   fmt=self.cfg.date_format, on_invalid=self.on_invalid)
+        check_not_all_missing(self.ts[self.keep], self.file, col)
+        if bad.any():
+            self.exclude(bad, "unparseable date")
+        self.exclude(self.ts.isna().to_numpy(), "missing date")
+
+    def exclude_outside_window(self, as_of: date | None, window_days: int | None) -> date:
+        """Lines after the as-of date (the last date, when not given; the whole day counts),
+        and before the feature window when there is one. Returns the as-of date."""
+        if as_of is None:
+            as_of = self.ts[self.keep].max().date()
+        cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        self.exclude((self.ts >= cutoff).to_numpy(), "dated after the as-of date")
+        if window_days is not None:
+            self.exclude((self.ts < cutoff - pd.Timedelta(days=window_days)).to_numpy(),
+                         f"dated before the {window_days}-day feature window")
+        return as_of
+
+    def parse_amounts(self) -> None:
+        """Quantity, unit price and amount (quantity x unit price when there is no amount);
+        a zero or negative unit price, and a zero or missing amount, exclude the row."""
+        self.qty = self.num("quantity") if "quantity" in self.roles else None
+        self.price = self.num("unit_price") if "unit_price" in self.roles else None
+        if "amount" in self.roles:
+            self.amount = self.num("amount")
+        else:
+            assert self.qty is not None and self.price is not None
+            self.amount = self.qty * self.price
+        if self.price is not None:
+            self.exclude((self.price <= 0).to_numpy(), "zero or negative unit price")
+        self.exclude((self.amount.fillna(0) == 0).to_numpy(), "zero or missing amount")
+
+    def returns(self) -> tuple[pd.Series, np.ndarray]:
+        """The order ids (the id and time when there is no order column) and which lines are
+        returns: a negative amount or quantity, a cancelled order ("C…"), a return flag."""
+        roles, qty = self.roles, self.qty
+        order = (clean_ids(self.raw[roles["order_id"]]) if "order_id" in roles
+                 else self.ids + "@" + self.ts.astype("string"))
+        is_return = (self.amount < 0).to_numpy() | ((qty < 0).to_numpy() if qty is not None
+                                                    else False)
+        if "order_id" in roles:
+            is_return |= order.str.upper().str.startswith("C").fillna(False).to_numpy()
+        if "is_return" in roles:
+            flag = clean_text(self.raw[roles["is_return"]]).str.lower()
+            is_return |= flag.isin(RETURN_FLAGS).to_numpy()
+        return order, is_return
+
+    def discount(self) -> np.ndarray:
+        """Whether each line had a discount (1/0, missing when blank): numbers above 0, or
+        yes/no flags when any value is not a number."""
+        d_raw = self.raw[self.roles["discount"]]
+        d_num, d_bad = parse_numeric(d_raw, file=self.file, column=self.roles["discount"],
+                                     rows=self.rows, on_invalid="exclude")
+        if d_bad.any():  # yes/no style flags
+            flag = clean_text(d_raw).str.lower()
+            d_num = flag.isin(DISCOUNT_FLAGS).astype("float64").where(flag.notna())
+        out = (d_num.to_numpy() > 0).astype("float64")
+        out[d_num.isna().to_numpy()] = np.nan
+        return out
+
+    def table(self, as_of: date) -> TransactionTable:
+        """The kept lines: amounts signed (negative for returns), quantities unsigned."""
+        order, is_return = self.returns()
+        self.ledger.sources["transactions"].returns = int((is_return & self.keep).sum())
+        amount = self.amount.to_numpy()
+        out = pd.DataFrame({
+            "customer_id": self.ids.to_numpy(dtype=object),
+            "order_id": order.fillna("").to_numpy(dtype=object),
+            "ts": self.ts.to_numpy(),
+            "amount": np.where(is_return, -np.abs(amount), np.abs(amount)),
+            "is_return": is_return,
+            "row": self.rows,
+        })
+        if self.qty is not None:
+            out["quantity"] = np.abs(self.qty.to_numpy())
+        for role in ("category", "channel"):
+            if role in self.roles:
+                out[role] = clean_text(self.raw[self.roles[role]]).fillna("Unknown").to_numpy(
+                    dtype=object)
+        if "discount" in self.roles:
+            out["discount"] = self.discount()
+        return TransactionTable(file=self.file, frame=out.loc[self.keep].reset_index(drop=True),
+                                roles=self.roles, as_of=as_of,
+                                seen_ids=pd.Index(self.ids.dropna().unique()))
+
+
+def restrict_to_customers(tx: TransactionTable, known_ids: pd.Index, ledger: Ledger) -> None:
+    """Exclude transaction rows of customers missing from the customers table (in place)."""
+    frame = tx.frame
+    unknown = ~frame["customer_id"].isin(known_ids).to_numpy()
+    if not unknown.any():
+        return
+    ledger.exclude_rows("transactions", frame["row"].to_numpy()[unknown],
+                        frame["customer_id"][unknown], "customer not in the customers table")
+    ledger.sources["transactions"].returns -= int(frame["is_return"].to_numpy()[unknown].sum())
+    tx.frame = frame.loc[~unknown].reset_index(drop=True)
