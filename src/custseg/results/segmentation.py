@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -192,13 +193,9 @@ class SegmentationResult:
 
 
 def _library_versions() -> dict[str, str]:
-    """The versions that made the numbers (read from the libraries, which the stages have
-    imported by the time a result exists)."""
-    import duckdb
-    import scipy
-    import sklearn
-
+    """The versions that made the numbers (the modelling libraries' from their installed
+    metadata: a result imports no modelling library)."""
     return {"custseg": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": sklearn.__version__, "scipy": scipy.__version__,
-            "duckdb": duckdb.__version__}
+            "scikit-learn": version("scikit-learn"), "scipy": version("scipy"),
+            "duckdb": version("duckdb")}
