@@ -5,7 +5,7 @@ counts, including those inside functions (a deferred import still forms a cycle 
 the module in when the function runs); imports under ``if TYPE_CHECKING:`` do not (they exist for
 annotations only and never run). Failures name the file and line of each import involved.
 
-The rules (see also ARCHITECTURE notes in the module docstrings of ``custseg.results`` and
+The rules (the layering is described in the docstrings of ``custseg.results`` and
 ``custseg.outputs``):
 
 * no import cycles;
