@@ -159,7 +159,8 @@ def _records(model_dir: Path | None, tmp: Path) -> tuple[Path, list[dict]]:
         frame = generate(n_customers=2000, months=12, seed=0).customers
         frame = frame.drop(columns=[c for c in frame.columns if "date" in c.lower()])
     if model_dir is None:
-        from custseg.pipeline import run_segmentation, write_outputs
+        from custseg.outputs import write_outputs
+        from custseg.pipeline import run_segmentation
 
         print(f"fitting a customers-only model on {mall if mall.is_file() else 'synthetic data'}"
               " ...", flush=True)

@@ -1,4 +1,4 @@
-"""One K-Means (Lloyd) iteration: ``custseg.fast.lloyd_iteration`` vs scikit-learn vs the bound.
+"""One K-Means (Lloyd) iteration: ``lloyd.lloyd_iteration`` vs scikit-learn vs the bound.
 
 Data: float32, 1,000,000 rows × 16 features (200,000 with ``--quick``), 5 planted Gaussian
 clusters (seeded); the starting centres are 5 rows drawn at random (seeded), the same for both.
@@ -32,10 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from lloyd import lloyd_iteration
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
-
-from custseg.fast import lloyd_iteration
 
 N_FULL, N_QUICK, N_FEATURES, N_CLUSTERS, SEED = 1_000_000, 200_000, 16, 5, 0
 EXTRA_ITERATIONS = 10

@@ -12,7 +12,7 @@ Data: float32 customers with 16 features in 5 planted segments of unequal size (
     of them (computed once with the blocked code in float64; that is 5·10⁹ distinct pairs),
     against the silhouette computed on a sample of 4,000 and of 20,000 customers (1,000 / 4,000
     with ``--quick``), over 10 seeds (5), for a stratified sample
-    (``custseg.selection.stratified_sample``: every segment in proportion, at least 5 rows) and
+    (``custseg.sampling.stratified_sample``: every segment in proportion, at least 5 rows) and
     for a plain uniform random sample. Reported: mean ± sd of the error of the overall value and
     of each segment's mean silhouette.
 
@@ -32,7 +32,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 from custseg.fast import silhouette_samples_blocked, silhouette_score_blocked
-from custseg.selection import stratified_sample
+from custseg.sampling import stratified_sample
 
 SHARES = (0.50, 0.25, 0.15, 0.07, 0.03)
 N_FEATURES, SEED = 16, 0

@@ -193,14 +193,15 @@ def test_big_run_overlap_gives_the_same_result_and_report(monkeypatch, synth_fil
     projection and the k-selection chart are computed: same segments, same map, and the
     pre-drawn chart is byte for byte the one the report would draw."""
     from custseg import pipeline
+    from custseg.outputs import selection_charts
     from custseg.report.render import k_selection_png, render_report
 
     data = prepare_data(customers=synth_files["customers"],
                         transactions=synth_files["transactions"])
-    plain = segment_prepared(data)
+    plain = segment_prepared(data, selection_charts=selection_charts)
     assert plain.charts == {}
     monkeypatch.setattr(pipeline, "OVERLAP_ROWS", 0)
-    over = segment_prepared(data)
+    over = segment_prepared(data, selection_charts=selection_charts)
     np.testing.assert_array_equal(over.labels, plain.labels)
     np.testing.assert_array_equal(over.segment_map.points, plain.segment_map.points)
     np.testing.assert_array_equal(over.segment_map.centroids, plain.segment_map.centroids)

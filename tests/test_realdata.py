@@ -14,7 +14,8 @@ import pytest
 
 from custseg.config import Config
 from custseg.drift import PSI_MATERIAL
-from custseg.pipeline import run_segmentation, write_outputs
+from custseg.outputs import write_outputs
+from custseg.pipeline import run_segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 RFM_NAMES = {"Champions", "Loyalists", "At-Risk / Lapsed", "New Customers", "Occasional Buyers",

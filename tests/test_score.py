@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import CustsegError, InputError
-from custseg.pipeline import run_segmentation, write_outputs
+from custseg.outputs import write_outputs
+from custseg.pipeline import run_segmentation
 from custseg.score import LoadedModel, score
 
 runner = CliRunner()

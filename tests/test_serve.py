@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from custseg.cli import app as cli_app
-from custseg.pipeline import run_segmentation, write_outputs
+from custseg.outputs import write_outputs
+from custseg.pipeline import run_segmentation
 from custseg.score import LoadedModel, records_frame, score
 from custseg.serve import FastScorer, _Fallback, create_app
 

@@ -9,12 +9,11 @@ Examples
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from custseg.errors import (  # noqa: E402
+from custseg._version import __version__
+from custseg.errors import (
     ConfigError,
     CustsegError,
     InputError,
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from custseg.config import Config
-    from custseg.pipeline import SegmentationResult
+    from custseg.results.segmentation import SegmentationResult
 
 
 def segment(customers: str | Path | pd.DataFrame | None = None,
@@ -47,12 +46,14 @@ def segment(customers: str | Path | pd.DataFrame | None = None,
         Settings of ``[segmentation]`` (``k``, ``seed``, ``as_of``, ``k_max`` …).
     """
     from custseg.config import Config
-    from custseg.pipeline import run_segmentation, write_outputs
+    from custseg.outputs import selection_charts, write_outputs
+    from custseg.pipeline import run_segmentation
 
     cfg = config if isinstance(config, Config) else (
         Config.from_toml(config) if config is not None else Config())
     cfg = cfg.with_overrides(**overrides)
-    result = run_segmentation(customers, transactions, config=cfg)
+    result = run_segmentation(customers, transactions, config=cfg,
+                              selection_charts=selection_charts)
     if out is not None:
         write_outputs(result, out)
     return result

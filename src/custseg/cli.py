@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from custseg import __version__
+from custseg._version import __version__
 from custseg.errors import CustsegError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -144,7 +144,8 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
         # the customers table is parsed (outside the interpreter lock) while the modelling
         # and plotting libraries import
         prefetch(cust_path, delimiter=cfg.customers.delimiter, encoding=cfg.customers.encoding)
-    from custseg.pipeline import run_segmentation, write_outputs
+    from custseg.outputs import selection_charts, write_outputs
+    from custseg.pipeline import run_segmentation
     previous = None
     if previous_model is not None:
         from custseg.model import load_model
@@ -158,7 +159,7 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
                                             master=spark_master, progress=bars)
         else:
             result = run_segmentation(customers, transactions, config=cfg, progress=bars,
-                                      previous_model=previous)
+                                      previous_model=previous, selection_charts=selection_charts)
         write_outputs(result, out, progress=bars)
     if workspace is not None:
         from custseg.store import Workspace

@@ -24,7 +24,7 @@ level, so the false-alarm rate stays near ``alpha`` at any size.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,15 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from custseg.errors import InputError
+from custseg.results.drift import (
+    PSI_MAJOR,
+    PSI_MATERIAL,
+    DriftReport,
+    FeatureDrift,
+    SegmentChange,
+    SegmentDrift,
+)
 
-PSI_MATERIAL = 0.10
-PSI_MAJOR = 0.25
 TVD_MATERIAL = 0.05
 TVD_MAJOR = 0.10
 ARI_RETRAIN = 0.75
@@ -279,26 +285,7 @@ def scaled_chi2(null: np.ndarray) -> tuple[float, float]:
     return v / (2 * m), 2 * m * m / v
 
 
-# ------------------------------------------------------------------------------- results
-
-
-@dataclass
-class FeatureDrift:
-    feature: str
-    kind: str
-    n_reference: int
-    n_current: int
-    tests: dict[str, dict[str, float | None]]
-    psi: float
-    threshold: float            # calibrated PSI threshold at this sample size
-    p_value: float              # of the PSI under the calibrated null
-    drifted: bool
-    severity: str               # none | minor | major
-    reference: dict[str, float | str | None]
-    current: dict[str, float | str | None]
-    new_levels: list[str] = field(default_factory=list)
-    vanished_levels: list[str] = field(default_factory=list)
-    note: str = ""
+# ------------------------------------------------------------------------------- per feature
 
 
 def _describe(s: pd.Series, kind: str) -> dict[str, float | str | None]:
@@ -380,33 +367,6 @@ def _finite_or_zero(x: float) -> float:
 
 
 # ------------------------------------------------------------------------------- segments
-
-
-@dataclass
-class SegmentChange:
-    segment_id: int
-    name: str
-    reference_share: float
-    current_share: float
-    status: str                 # grew | shrank | stable | faded | appeared
-    centroid_shift_sd: float | None = None
-    top_changes: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class SegmentDrift:
-    """How the segments changed: shares under the reference model, and a refit on current data."""
-
-    k: int
-    share_chi2: float
-    share_p_value: float
-    share_tvd: float            # total variation distance between the share vectors
-    refit_ari: float            # reference model's assignment vs a refit on current data
-    silhouette_reference: float
-    silhouette_current: float
-    current_best_k: int | None
-    changes: list[SegmentChange]
-    notes: list[str] = field(default_factory=list)
 
 
 def _silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -501,32 +461,6 @@ def compare_segments(reference: pd.DataFrame, current: pd.DataFrame, model, prep
 # ------------------------------------------------------------------------------- verdict
 
 
-@dataclass
-class DriftReport:
-    reference: dict
-    current: dict
-    features: list[FeatureDrift]
-    segments: SegmentDrift | None
-    verdict: str                # stable | watch | retrain
-    reasons: list[str]
-    score: float                # the largest feature PSI: the drift score tracked over time
-    settings: dict
-
-    @property
-    def drift_detected(self) -> bool:
-        return self.verdict != "stable"
-
-    def to_dict(self) -> dict:
-        return {
-            "reference": self.reference, "current": self.current, "verdict": self.verdict,
-            "drift_detected": self.drift_detected, "reasons": self.reasons, "score": self.score,
-            "settings": self.settings,
-            "features": [asdict(f) for f in self.features],
-            "segments": asdict(self.segments) if self.segments is not None else None,
-            "tests": {t.name: t.description for t in TESTS.values()},
-        }
-
-
 def verdict(features: list[FeatureDrift], segments: SegmentDrift | None,
             alpha: float) -> tuple[str, list[str]]:
     """stable / watch / retrain, with the reasons in words."""
@@ -610,4 +544,5 @@ def compare_snapshots(reference, current, *, model=None, alpha: float = 0.05,
              "customers": s.n_customers, "source": s.source,
              "path": str(s.path) if s.path else None} for s in (reference, current)]
     return DriftReport(reference=meta[0], current=meta[1], features=feats, segments=seg,
-                       verdict=v, reasons=reasons, score=score, settings=settings)
+                       verdict=v, reasons=reasons, score=score, settings=settings,
+                       test_descriptions={t.name: t.description for t in TESTS.values()})

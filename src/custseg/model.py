@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from custseg import __version__
+from custseg._version import __version__
 from custseg.errors import InputError, ModelFormatError, NotFittedError
 from custseg.io.writers import write_json, write_npy
 from custseg.preprocess import Preprocessor

@@ -1,12 +1,12 @@
 """The segmentation job: sources → schema → features → preprocess → k → model → profile → actions.
 
-:func:`run_segmentation` computes a :class:`SegmentationResult` (nothing is written);
-:func:`write_outputs` writes the contract outputs atomically; :func:`custseg.segment` does both.
+:func:`run_segmentation` computes a :class:`~custseg.results.segmentation.SegmentationResult`
+(nothing is written, nothing is rendered); :func:`custseg.outputs.write_outputs` writes the
+contract outputs atomically; :func:`custseg.segment` does both.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,20 +20,16 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from custseg import __version__
 from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
 from custseg.config import Config
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable, build_features
 from custseg.io.readers import read_table
-from custseg.io.writers import OutputDir, write_csv, write_json, write_text
 from custseg.ledger import Ledger
-from custseg.model import SegmentModel, save_model
+from custseg.model import SegmentModel
 from custseg.preprocess import Preprocessor
 from custseg.profile import (
-    Profiles,
-    SegmentMap,
     fit_projection,
     load_rules,
     name_segments,
@@ -41,115 +37,14 @@ from custseg.profile import (
     segment_map,
 )
 from custseg.recommend import recommend
-from custseg.selection import KSelection, SilhouetteProfile, choose_k, silhouette_profile
+from custseg.results.segmentation import KSelection, SegmentationResult
+from custseg.selection import choose_k, silhouette_profile
 
 Progress = Callable[[str, int, int], None]
 Source = str | Path | pd.DataFrame | None
-
-
-@dataclass
-class SegmentationResult:
-    """Everything a segmentation run computed; rendering and writing only read it."""
-
-    config: Config
-    inputs: dict[str, str]
-    as_of: date | None
-    ledger: Ledger
-    features: FeatureTable
-    preprocessor: Preprocessor
-    matrix: np.ndarray
-    selection: KSelection
-    model: SegmentModel
-    labels: np.ndarray
-    distances: np.ndarray
-    profiles: Profiles
-    fences: dict[str, float | None] = field(default_factory=dict)
-    silhouette: SilhouetteProfile | None = None
-    segment_map: SegmentMap | None = None
-    ignored_columns: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    # report charts already drawn (PNG bytes by name): a big run draws the k-selection chart
-    # while its final K-Means runs; the report draws whatever is missing
-    charts: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def k(self) -> int:
-        return self.model.k
-
-    def assignments(self) -> pd.DataFrame:
-        """customer_id, segment_id, segment_name, distance, then the features (original units)."""
-        segs = sorted(self.profiles.segments, key=lambda s: s.segment_id)
-        ids = np.array([s.segment_id for s in segs])
-        names = np.array([s.name for s in segs], dtype=object)
-        f = self.features
-        cols = [c for c in [*f.numeric, *f.binary, *f.descriptive, *f.categorical]
-                if c in f.frame.columns]
-        out = pd.DataFrame({
-            "customer_id": f.frame.index.to_numpy(dtype=object),
-            "segment_id": self.labels,
-            "segment_name": names[np.searchsorted(ids, self.labels)],
-            "distance": np.round(self.distances, 6),
-        })
-        feats = f.frame[cols].reset_index(drop=True)
-        for c in cols:
-            if pd.api.types.is_numeric_dtype(feats[c]):
-                feats[c] = feats[c].astype("float64").round(6)
-        return pd.concat([out, feats], axis=1)
-
-    def rows_summary(self) -> dict:
-        return {name: s.to_dict() for name, s in self.ledger.sources.items()}
-
-    def customers_summary(self) -> dict:
-        excluded = self.ledger.excluded_customers()
-        segmented = int(len(self.labels))
-        return {"seen": segmented + sum(excluded.values()), "segmented": segmented,
-                "excluded": dict(sorted(excluded.items()))}
-
-    def summary(self) -> dict:
-        """The ``summary.json`` content."""
-        import duckdb
-        import scipy
-        import sklearn
-
-        sel = self.selection.to_dict()
-        return {
-            "custseg_version": __version__,
-            "inputs": self.inputs,
-            "as_of": self.as_of.isoformat() if self.as_of else None,
-            "seed": self.config.segmentation.seed,
-            "k": self.k,
-            "no_strong_structure": self.selection.no_strong_structure,
-            "k_selection": sel,
-            "final_fit": {"init": getattr(self.model, "init_", None),
-                          "iterations": getattr(self.model, "n_iter_", None),
-                          "inertia": round(float(getattr(self.model, "inertia_", float("nan"))), 6)},
-            "rows": self.rows_summary(),
-            "customers": self.customers_summary(),
-            "cleaning": dict(sorted(self.ledger.cleaned.items())),
-            "features": {
-                "model": self.features.model_columns,
-                "descriptive": self.features.descriptive,
-                "encoded": self.preprocessor.feature_names_out_,
-                "transforms": [s.to_dict() for s in self.preprocessor.specs_],
-                "definitions": {k: v for k, v in self.features.definitions.items()
-                                if k in self.features.frame.columns},
-                "ignored_columns": self.ignored_columns,
-            },
-            "segments": [
-                {"segment_id": s.segment_id, "name": s.name, "size": s.size,
-                 "share": round(s.share, 6),
-                 "revenue_share": None if s.revenue_share is None else round(s.revenue_share, 6),
-                 "evidence": s.evidence}
-                for s in self.profiles.segments
-            ],
-            "warnings": self.ledger.warnings + [{"category": "k-selection", "message": w}
-                                                for w in self.selection.warnings],
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "versions": {"custseg": __version__, "python": platform.python_version(),
-                         "numpy": np.__version__, "pandas": pd.__version__,
-                         "scikit-learn": sklearn.__version__, "scipy": scipy.__version__,
-                         "duckdb": duckdb.__version__},
-        }
+#: draws report charts that need only the k selection (PNG bytes by name): a big run calls it
+#: while its final K-Means runs (the caller supplies it: the pipeline imports no renderer)
+SelectionCharts = Callable[[KSelection], dict[str, bytes]]
 
 
 class StageTimer:
@@ -302,6 +197,7 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
                      config: Config | None = None, progress: Progress | None = None,
                      previous_model: tuple[SegmentModel, Preprocessor] | None = None,
+                     selection_charts: SelectionCharts | None = None,
                      ) -> SegmentationResult:
     """Run the whole segmentation job in memory.
 
@@ -316,12 +212,15 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
     previous_model : (SegmentModel, Preprocessor), optional
         An earlier model (as returned by ``load_model(...)[:2]``): the customers are also put in
         its feature space, and segments whose centroids match its centroids keep their ids.
+    selection_charts : callable(KSelection) -> {name: PNG bytes}, optional
+        Draws the report's k-selection charts; a big run calls it while its final K-Means runs
+        and keeps them in ``result.charts`` (:func:`custseg.outputs.selection_charts`).
     """
     cfg = config or Config()
     timings: dict[str, float] = {}
     data = prepare_data(customers, transactions, config=cfg, progress=progress, timings=timings)
     return segment_prepared(data, config=cfg, progress=progress, previous_model=previous_model,
-                            timings=timings)
+                            timings=timings, selection_charts=selection_charts)
 
 
 # the K-Means steps an engine may replace (custseg.spark runs them on a cluster):
@@ -336,11 +235,12 @@ def segment_prepared(data: PreparedData, *, config: Config | None = None,
                      previous_model: tuple[SegmentModel, Preprocessor] | None = None,
                      timings: dict[str, float] | None = None,
                      choose: ChooseK | None = None, fit: FitModel | None = None,
+                     selection_charts: SelectionCharts | None = None,
                      ) -> SegmentationResult:
     """Preprocess, choose k, fit, profile and name: everything after :func:`prepare_data`.
 
     ``choose`` and ``fit`` replace the local k selection and final K-Means (another engine's);
-    everything else is this code.
+    everything else is this code. ``selection_charts``: see :func:`run_segmentation`.
     """
     cfg = config or Config()
     timer = StageTimer(timings if timings is not None else {}, progress)
@@ -354,13 +254,14 @@ def segment_prepared(data: PreparedData, *, config: Config | None = None,
 
     with threadpool_limits(limits=cfg.segmentation.threads):
         return _model_and_profile(cfg, X, pre, data, timer, progress, previous_model,
-                                  choose, fit)
+                                  choose, fit, selection_charts)
 
 
 def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: PreparedData,
                        timer: StageTimer, progress: Progress | None,
                        previous_model: tuple[SegmentModel, Preprocessor] | None,
-                       choose: ChooseK | None, fit: FitModel | None) -> SegmentationResult:
+                       choose: ChooseK | None, fit: FitModel | None,
+                       selection_charts: SelectionCharts | None) -> SegmentationResult:
     seg = cfg.segmentation
     feats = data.features
     n = X.shape[0]
@@ -403,8 +304,8 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
                             previous=prev, previous_space=prev_space, init=init)
             if n >= OVERLAP_ROWS:
                 # scikit-learn's Lloyd loop runs outside the interpreter lock: on a big run the
-                # work that needs no segments (the map's projection, the k-selection chart) is
-                # done on this thread meanwhile
+                # work that needs no segments (the map's projection, the k-selection charts)
+                # is done on this thread meanwhile
                 def final_limited() -> SegmentModel:
                     # (OpenMP's thread count is per thread: the worker sets its own)
                     with threadpool_limits(limits=seg.threads):
@@ -413,10 +314,9 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     fitting = pool.submit(final_limited)
                     projection = fit_projection(X)
-                    # (drawn here at no cost in time: the fit takes longer)
-                    from custseg.report.render import k_selection_png
-
-                    charts["k_selection"] = k_selection_png(selection)
+                    if selection_charts is not None:
+                        # (drawn here at no cost in time: the fit takes longer)
+                        charts.update(selection_charts(selection))
                     model = fitting.result()
             else:
                 model = final()
@@ -464,63 +364,3 @@ def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,
            .agg(lambda r: r.value_counts().sort_index().idxmax()))
     for reason, ids in top.groupby(top).groups.items():
         ledger.exclude_customers(sorted(ids), f"all rows excluded ({reason})")
-
-
-def write_outputs(result: SegmentationResult, out: str | Path,
-                  progress: Progress | None = None) -> dict[str, Path]:
-    """Write segments.csv, excluded.csv, profiles.json, summary.json, report.html and model/.
-
-    Everything is staged and moved into ``out`` only when complete.
-    """
-    from custseg.report.render import render_report, render_summary_md
-
-    t0 = time.perf_counter()
-    done = iter(range(8))
-
-    def tick() -> None:
-        if progress:
-            progress("write", next(done), 7)
-
-    tick()
-    with OutputDir(Path(out)) as od, ThreadPoolExecutor(max_workers=1) as pool:
-        p = od.path
-        # the big CSV is assembled (numpy) and serialised by pyarrow, which release the GIL:
-        # it is written on a second thread while this one draws the report (a million rows:
-        # ~2 s saved)
-        segments = pool.submit(lambda: write_csv(p / "segments.csv", result.assignments()))
-        write_csv(p / "excluded.csv", result.ledger.excluded_frame())
-        tick()
-        write_json(p / "profiles.json", result.profiles.to_dict())
-        save_model(p / "model", result.model, result.preprocessor, _model_extra(result))
-        tick()
-        write_text(p / "report.html", render_report(result))
-        tick()
-        write_text(p / "summary.md", render_summary_md(result))
-        tick()
-        segments.result()
-        tick()
-        result.timings["write"] = time.perf_counter() - t0
-        write_json(p / "summary.json", result.summary())
-        tick()
-    tick()
-    names = ["segments.csv", "excluded.csv", "profiles.json", "summary.json", "report.html",
-             "summary.md", "model"]
-    return {n: Path(out) / n for n in names}
-
-
-def _model_extra(result: SegmentationResult) -> dict:
-    f = result.features
-    return {
-        "features": {"numeric": f.numeric, "binary": f.binary, "categorical": f.categorical,
-                     "value_column": f.value_column, "groups": f.groups,
-                     "descriptive": f.descriptive},
-        "config": result.config.model_dump(mode="json"),
-        "as_of": result.as_of.isoformat() if result.as_of else None,
-        "cleaning_fences": result.fences,
-        "segments": [{"segment_id": s.segment_id, "name": s.name, "description": s.description,
-                      "evidence": s.evidence, "recommendations": s.recommendations,
-                      "size": s.size, "share": s.share}
-                     for s in result.profiles.segments],
-        "training": {"n_customers": int(len(result.labels)), "k_selection_reason":
-                     result.selection.reason, "inputs": result.inputs},
-    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -27,86 +27,14 @@ from scipy.optimize import linear_sum_assignment
 from custseg.errors import ConfigError
 from custseg.fast import map_columns
 from custseg.features import FeatureTable
+from custseg.labels import feature_label
+from custseg.results.profiles import Profiles, SegmentMap, SegmentProfile
+from custseg.sampling import stratified_sample
 
 _COND = re.compile(r"^\s*(?P<key>[^<>]+?)\s*(?P<op>[<>])\s*(?P<thr>[-+]?\d+(?:\.\d+)?)\s*$")
 
 
-# ------------------------------------------------------------------------------------ labels
-
-
-def feature_label(name: str) -> str:
-    """A readable label for a feature name.
-
-    >>> feature_label("cat_share_electronics"), feature_label("recency_days")
-    ('Electronics share', 'Recency (days)')
-    """
-    fixed = {
-        "recency_days": "Recency (days)", "frequency": "Orders", "monetary": "Net spend",
-        "avg_order_value": "Average order value", "tenure_days": "Tenure (days)",
-        "purchase_rate": "Orders per month", "mean_gap_days": "Days between orders",
-        "return_rate": "Return rate", "discount_share": "Discount use", "age": "Age",
-        "income": "Income", "education_level": "Education level", "children": "Children",
-        "household_size": "Household size", "items_per_order": "Items per order",
-        "online_share": "Online share",
-    }
-    if name in fixed:
-        return fixed[name]
-    for prefix, suffix in (("cat_share_", "share"), ("chan_share_", "channel share")):
-        if name.startswith(prefix):
-            return f"{name[len(prefix):].replace('_', ' ').capitalize()} {suffix}"
-    if "=" in name:
-        col, level = name.split("=", 1)
-        return f"{feature_label(col)}: {level}"
-    text = name.replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
 # ------------------------------------------------------------------------------------ profiles
-
-
-@dataclass
-class SegmentProfile:
-    """Everything known about one segment."""
-
-    segment_id: int
-    size: int
-    share: float
-    revenue: float | None
-    revenue_share: float | None
-    value_per_customer: float | None
-    means: dict[str, float]
-    medians: dict[str, float]
-    z: dict[str, float]
-    mixes: dict[str, dict[str, float]]       # column or group -> level -> share in the segment
-    level_diff: dict[str, float]             # "column=level" -> segment share - population share
-    distinguishing: list[dict]
-    name: str = ""
-    name_rule: str | None = None
-    description: str = ""
-    evidence: list[str] = field(default_factory=list)
-    insights: list[str] = field(default_factory=list)
-    recommendations: list[dict] = field(default_factory=list)
-    opportunity: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Profiles:
-    segments: list[SegmentProfile]
-    population: dict[str, dict[str, float]]   # mean / median / sd per feature
-    population_mixes: dict[str, dict[str, float]]
-    value_column: str | None
-    features: list[str]
-
-    def by_id(self, segment_id: int) -> SegmentProfile:
-        return next(s for s in self.segments if s.segment_id == segment_id)
-
-    def to_dict(self) -> dict:
-        return {"value_column": self.value_column, "features": self.features,
-                "population": self.population, "population_mixes": self.population_mixes,
-                "segments": [s.to_dict() for s in self.segments]}
 
 
 def _robust_transform(x: np.ndarray) -> np.ndarray:
@@ -218,24 +146,6 @@ def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: di
 # ------------------------------------------------------------------------------------ segment map
 
 
-@dataclass
-class SegmentMap:
-    """A 2-D PCA projection of the model matrix for plotting: a stratified sample of customers
-    (all of them when few) and every centroid."""
-
-    points: np.ndarray            # (m, 2) projected sampled customers
-    labels: np.ndarray            # (m,) their segment ids
-    centroids: np.ndarray         # (k, 2) projected centroids, in segment-id order
-    segment_ids: np.ndarray       # (k,)
-    explained_variance: tuple[float, float]
-    sample_size: int
-    n_customers: int
-
-    @property
-    def sampled(self) -> bool:
-        return self.sample_size < self.n_customers
-
-
 def fit_projection(X: np.ndarray):
     """The first two principal components of the customers (they need no segments, so this can
     run while the final K-Means does)."""
@@ -252,8 +162,6 @@ def segment_map(X: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
                 projection=None) -> SegmentMap:
     """Project customers and centroids on the first two principal components
     (``projection``: :func:`fit_projection` of the same ``X``, when already fitted)."""
-    from custseg.selection import stratified_sample
-
     pca = projection if projection is not None else fit_projection(X)
     n_comp = pca.n_components_
     idx = stratified_sample(labels, size, np.random.default_rng(seed))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -30,10 +30,12 @@ from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies
 from threadpoolctl import threadpool_limits
 
 from custseg.errors import InputError
+from custseg.fast import silhouette_samples_blocked, silhouette_score_blocked
+from custseg.results.segmentation import STABILITY_MIN, KScore, KSelection, SilhouetteProfile
+from custseg.sampling import stratified_sample
 
 Progress = Callable[[str, int, int], None]
 
-STABILITY_MIN = 0.75
 KNEE_TOLERANCE = 0.01
 WEAK_SILHOUETTE = 0.15
 RULE = (
@@ -65,58 +67,6 @@ register_criterion(Criterion("calinski_harabasz", calinski_harabasz_score, True,
                              "between- to within-segment dispersion (higher is better)"))
 register_criterion(Criterion("davies_bouldin", davies_bouldin_score, False,
                              "mean similarity of each segment to its closest (lower is better)"))
-
-
-@dataclass
-class KScore:
-    k: int
-    inertia: float
-    silhouette: float
-    stability: float | None
-    criteria: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class KSelection:
-    """The evidence for k and the decision."""
-
-    k: int
-    scores: list[KScore]
-    rule: str
-    reason: str
-    knee: int | None
-    no_strong_structure: bool
-    sample_size: int
-    silhouette_sample: int
-    n_customers: int
-    overridden: bool = False
-    warnings: list[str] = field(default_factory=list)
-    # centroids of the best fit per k on the selection sample: the final fit can start there
-    sample_centers: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("sample_centers")
-        d["criteria"] = {c.name: c.description for c in CRITERIA.values()}
-        return d
-
-    def score_for(self, k: int) -> KScore | None:
-        return next((s for s in self.scores if s.k == k), None)
-
-
-def stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of a sample of ``size`` rows with every label represented in proportion
-    (at least a few rows of each, so small segments are not missed)."""
-    n = len(labels)
-    if n <= size:
-        return np.arange(n)
-    out = []
-    uniq, counts = np.unique(labels, return_counts=True)
-    for lab, cnt in zip(uniq, counts, strict=True):
-        idx = np.flatnonzero(labels == lab)
-        take = min(cnt, max(5, int(round(size * cnt / n))))
-        out.append(rng.choice(idx, size=take, replace=False))
-    return np.sort(np.concatenate(out))
 
 
 def _knee(ks: list[int], inertia: list[float]) -> int | None:
@@ -156,8 +106,6 @@ def score_labels(Xs: np.ndarray, labels: np.ndarray, k: int, *, inertia: float, 
     """The evidence for one k from the sample's labels (however they were fitted): exact
     silhouette of a stratified sub-sample, the registered criteria, and bootstrap stability
     (mean ARI of seeded single-start refits on resamples). Shared by every engine."""
-    from custseg.fast import silhouette_score_blocked
-
     many = len(np.unique(labels)) > 1
     sil_idx = stratified_sample(labels, silhouette_sample, np.random.default_rng(seed + k))
     sil = silhouette_score_blocked(Xs[sil_idx], labels[sil_idx]) \
@@ -263,34 +211,21 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
     return KSelection(k=chosen.k, scores=scores, rule=RULE, reason=why, knee=knee,
                       no_strong_structure=weak, sample_size=sample_size,
                       silhouette_sample=silhouette_sample, n_customers=n_customers,
-                      warnings=warnings)
-
-
-@dataclass
-class SilhouetteProfile:
-    """Per-customer silhouette values of the final segmentation, on a stratified sample."""
-
-    values: np.ndarray        # silhouette of each sampled customer
-    labels: np.ndarray        # their segment ids
-    sample_size: int
-    n_customers: int
-
-    @property
-    def mean(self) -> float:
-        return float(self.values.mean()) if len(self.values) else float("nan")
-
-    def by_segment(self) -> dict[int, float]:
-        return {int(s): float(self.values[self.labels == s].mean()) for s in np.unique(self.labels)}
+                      warnings=warnings,
+                      criteria_descriptions={c.name: c.description for c in CRITERIA.values()})
 
 
 def silhouette_profile(X: np.ndarray, labels: np.ndarray, *, size: int = 4_000,
                        seed: int = 0) -> SilhouetteProfile:
     """Exact silhouette of a stratified sample of customers under the final labels."""
-    from custseg.fast import silhouette_samples_blocked
-
     idx = stratified_sample(labels, size, np.random.default_rng(seed))
     lab = labels[idx]
     values = silhouette_samples_blocked(X[idx], lab) if len(np.unique(lab)) > 1 \
         else np.zeros(len(idx))
     return SilhouetteProfile(values=values.astype("float64"), labels=lab.astype("int64"),
                              sample_size=len(idx), n_customers=len(labels))
+
+
+__all__ = ["CRITERIA", "RULE", "STABILITY_MIN", "Criterion", "KScore", "KSelection",
+           "SilhouetteProfile", "choose_k", "decide", "register_criterion", "score_labels",
+           "selection_sample_of", "silhouette_profile", "stratified_sample"]

@@ -52,7 +52,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 
-from custseg import __version__
+from custseg._version import __version__
 from custseg.errors import CustsegError, InputError
 
 try:

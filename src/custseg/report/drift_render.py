@@ -9,10 +9,11 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from custseg.report import drift_plots
+from custseg.results.drift import PSI_MAJOR, PSI_MATERIAL
 
 if TYPE_CHECKING:
-    from custseg.drift import DriftReport
-    from custseg.evolution import EvolutionReport
+    from custseg.results.drift import DriftReport
+    from custseg.results.evolution import EvolutionReport
 
 
 def _uri(png: bytes) -> str:
@@ -42,8 +43,6 @@ def _num(v, d: int = 3) -> str:
 
 
 def render_drift(report: DriftReport) -> str:
-    from custseg.drift import PSI_MAJOR, PSI_MATERIAL
-
     feats = report.features
     images = {}
     if feats:
@@ -62,8 +61,6 @@ def render_drift(report: DriftReport) -> str:
 
 
 def render_evolution(report: EvolutionReport) -> str:
-    from custseg.drift import PSI_MAJOR, PSI_MATERIAL
-
     names = [s["name"] for s in report.segments]
     snaps = [s["name"] for s in report.snapshots]
     images = {

@@ -1,5 +1,5 @@
-"""Render a :class:`~custseg.pipeline.SegmentationResult` into one self-contained HTML file and a
-short Markdown summary.
+"""Render a :class:`~custseg.results.segmentation.SegmentationResult` into one self-contained
+HTML file and a short Markdown summary.
 
 Rendering reads the result objects and lays them out; it computes nothing about the customers.
 The only per-customer work here is drawing fixed-size, seeded samples of the feature table for the
@@ -18,14 +18,13 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from custseg.profile import feature_label
+from custseg.labels import feature_label
 from custseg.report import plots
-from custseg.selection import STABILITY_MIN
+from custseg.results.segmentation import STABILITY_MIN
 
 if TYPE_CHECKING:
-    from custseg.pipeline import SegmentationResult
-    from custseg.profile import SegmentProfile
-    from custseg.selection import KSelection
+    from custseg.results.profiles import SegmentProfile
+    from custseg.results.segmentation import KSelection, SegmentationResult
 
 POPULATION_SAMPLE = 20_000   # customers drawn for "all customers" in the distribution plots
 SEGMENT_SAMPLE = 5_000       # customers drawn per segment for its distribution plots

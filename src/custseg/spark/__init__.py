@@ -3,7 +3,7 @@
 ``custseg segment|score|drift --engine spark [--spark-master URL]`` or, from Python::
 
     from custseg.spark import run_segmentation_spark
-    from custseg.pipeline import write_outputs
+    from custseg.outputs import write_outputs
     write_outputs(run_segmentation_spark(transactions="s3a://bucket/tx/*.parquet",
                                          master=None), "out/")
 

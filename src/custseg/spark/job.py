@@ -254,8 +254,8 @@ def run_segmentation_spark(customers: Source = None, transactions: Source = None
                            config: Config | None = None, master: str | None = "local[*]",
                            spark=None, progress: Progress | None = None):
     """:func:`custseg.pipeline.run_segmentation` on Spark; returns the same
-    :class:`~custseg.pipeline.SegmentationResult` (write it with
-    :func:`custseg.pipeline.write_outputs`)."""
+    :class:`~custseg.results.segmentation.SegmentationResult` (write it with
+    :func:`custseg.outputs.write_outputs`)."""
     from custseg.pipeline import segment_prepared
 
     cfg = config or Config()
