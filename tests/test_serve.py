@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from custseg.cli import app as cli_app
 from custseg.pipeline import run_segmentation, write_outputs
 from custseg.score import LoadedModel, records_frame, score
-from custseg.serve import FastScorer, _Fallback, create_app
+from custseg.fastscore import Fallback, FastScorer
+from custseg.serve import create_app
 
 API_KEY = "test-key-\u00e9"  # a non-ASCII key must work too (sent as UTF-8)
 KEY_HEADER = {"X-API-Key": API_KEY.encode("utf-8")}
@@ -341,7 +342,7 @@ def _same_as_score(lm: LoadedModel, fast: FastScorer, record: dict) -> bool:
     """Check the fast path against score() on the same one-record table; False if it fell back."""
     try:
         got = fast.score_one(record)
-    except _Fallback:
+    except Fallback:
         return False
     want = score(lm, records_frame([record])).assignments.iloc[0].to_dict()
     assert got == {k: (v.item() if hasattr(v, "item") else v) for k, v in want.items()}
