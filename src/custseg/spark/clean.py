@@ -11,7 +11,11 @@
 * Rows are numbered 1.. in file order (``zipWithIndex`` of a single-file read), as locally.
 * Customer tables (one row per customer, the size of the per-customer feature table the driver
   holds anyway) are read by Spark and cleaned on the driver by
-  :func:`~custseg.schema.prepare_customers` itself.
+  :func:`~custseg.schema.prepare_customers` itself, so the demographic features follow the one
+  set of rules in :mod:`custseg.derive` (nothing here restates a bound).
+* The tokens that mark a transaction line (return flags, yes/no discount flags, the
+  cancellation prefix, the label of an empty category) are the ones declared in
+  :mod:`custseg.derive`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.config import TableConfig
+from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAGS
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.schema import (
@@ -249,25 +254,25 @@ def _parse_partition(columns: list[str], roles: dict[str, str], file: str, fmt: 
                     out[f"{role}_bad"] = b
             if "order_id" in roles:
                 order = clean_ids(raw[roles["order_id"]])
-                hint = order.str.upper().str.startswith("C").fillna(False).to_numpy(dtype=bool)
+                hint = order.str.upper().str.startswith(CANCELLATION_PREFIX).fillna(False) \
+                    .to_numpy(dtype=bool)
             else:
                 order = ids + "@" + ts.astype("string")
                 hint = np.zeros(len(pdf), dtype=bool)
             if "is_return" in roles:
                 flag = _text(raw[roles["is_return"]]).str.lower()
-                hint |= flag.isin(["1", "true", "yes", "y", "t", "returned"]).to_numpy(dtype=bool)
+                hint |= flag.isin(RETURN_FLAGS).to_numpy(dtype=bool)
             out["order_id"] = order.fillna("").astype(object)
             out["return_hint"] = hint
             for role in ("category", "channel"):
                 if role in roles:
-                    out[role] = _text(raw[roles[role]]).fillna("Unknown").astype(object)
+                    out[role] = _text(raw[roles[role]]).fillna(NO_LABEL).astype(object)
             if "discount" in roles:
                 d_raw = raw[roles["discount"]]
                 d_num, d_bad = parse_numeric(d_raw, file=file, column=roles["discount"],
                                              rows=rows, on_invalid="exclude")
                 flag = _text(d_raw).str.lower()
-                d_flag = flag.isin(["1", "true", "yes", "y", "t"]).astype("float64") \
-                    .where(flag.notna())
+                d_flag = flag.isin(YES_FLAGS).astype("float64").where(flag.notna())
                 out["disc_num"] = d_num.to_numpy(dtype="float64")
                 out["disc_bad"] = d_bad
                 out["disc_flag"] = d_flag.to_numpy(dtype="float64", na_value=np.nan)
