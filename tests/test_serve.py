@@ -3,7 +3,6 @@ and random or malformed bodies never answered with a 5xx."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from custseg.cli import app as cli_app
-from custseg.fastscore import Fallback, FastScorer
+from custseg.fastscore import Fallback, FastScorer, clip
 from custseg.pipeline import run_segmentation, write_outputs
 from custseg.score import LoadedModel, records_frame, score
 from custseg.serve import create_app
@@ -419,31 +418,41 @@ def test_fast_path_equals_score_on_random_demographics(synth_customers, record) 
 
 
 def test_score_with_all_education_missing(synth_customers) -> None:
+    # the one customer's education is missing: it is imputed (not an error, not excluded), and
+    # the fast path gives the very same answer
     record = {**synth_customers[1][0], "education": None}
-    score(synth_customers[0], records_frame([record]))
+    result = score(synth_customers[0], records_frame([record]))
+    assert result.excluded.empty
+    assert result.assignments["customer_id"].tolist() == [record["customer_id"]]
+    lm = LoadedModel.load(synth_customers[0])
+    fast = FastScorer.for_model(lm)
+    assert math.isnan(fast.features_of(record)[1]["education_level"])  # imputed by the model
+    assert _same_as_score(lm, fast, record)
 
 
 def test_prepare_customers_with_an_absurd_signup_date() -> None:
     from custseg.config import TableConfig
-    from custseg.errors import CustsegError
+    from custseg.errors import InputError
     from custseg.schema import Ledger, prepare_customers
 
     frame = records_frame([{"customer_id": "C1", "age": "30", "signup_date": "-1.5"}])
-    with contextlib.suppress(CustsegError):  # a clear, typed error is fine
+    with pytest.raises(InputError, match="cannot parse as a date") as info:
         prepare_customers(frame, TableConfig(), file="customers", ledger=Ledger(), as_of=None,
                           scoring=True)
+    assert (info.value.column, info.value.row, info.value.value) == ("signup_date", 1, "-1.5")
 
 
-def test_clip_mirror_keeps_numpy_semantics_on_ties() -> None:
-    values = [-0.0, 0.0, 1.0, -1.0, 2.0]
+def test_clip_keeps_numpy_semantics_on_ties() -> None:
+    # fastscore.clip (the fast path's np.clip for one float) against NumPy, signed zeros included
+    values = [-0.0, 0.0, 1.0, -1.0, 2.0, -math.inf, math.inf]
     for x in values:
         for lo in values:
             for hi in values:
                 if lo > hi:
                     continue
                 want = np.clip(np.array([x]), lo, hi)[0]
-                got = lo if x < lo else (hi if x > hi else x)
-                assert got == want and np.signbit(got) == np.signbit(want)
+                got = clip(x, lo, hi)
+                assert got == want and np.signbit(got) == np.signbit(want), (x, lo, hi)
 
 
 @pytest.mark.realdata
