@@ -36,3 +36,37 @@ def synth_files(tmp_path_factory) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("synth")
     return write(generate(n_customers=2000, months=12, seed=0), out)
+
+
+# ---- the Spark session (test_spark.py, test_parity.py) ------------------------------------------
+
+
+def _spark_missing() -> str | None:
+    """Why the Spark engine cannot run here, or None."""
+    import shutil
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'custseg[spark]')"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").is_file()) and not shutil.which("java"):
+        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local-mode SparkSession for the whole run. A missing PySpark or Java fails the tests
+    that need it (``make test`` installs both), so a developer's run is the same as CI's."""
+    why = _spark_missing()
+    if why:
+        pytest.fail(f"the Spark tests need PySpark and Java (make test installs them): {why}")
+    from custseg.spark import get_session
+
+    session = get_session("local[2]", conf={
+        "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false", "spark.driver.memory": "1g",
+        "spark.python.worker.reuse": "true", "spark.sql.adaptive.enabled": "false"})
+    yield session
+    session.stop()

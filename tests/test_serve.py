@@ -3,7 +3,6 @@ and random or malformed bodies never answered with a 5xx."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -25,10 +24,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from custseg.cli import app as cli_app
+from custseg.fastscore import Fallback, FastScorer, clip
 from custseg.outputs import write_outputs
 from custseg.pipeline import run_segmentation
 from custseg.score import LoadedModel, records_frame, score
-from custseg.serve import FastScorer, _Fallback, create_app
+from custseg.serve import create_app
 
 API_KEY = "test-key-\u00e9"  # a non-ASCII key must work too (sent as UTF-8)
 KEY_HEADER = {"X-API-Key": API_KEY.encode("utf-8")}
@@ -342,7 +342,7 @@ def _same_as_score(lm: LoadedModel, fast: FastScorer, record: dict) -> bool:
     """Check the fast path against score() on the same one-record table; False if it fell back."""
     try:
         got = fast.score_one(record)
-    except _Fallback:
+    except Fallback:
         return False
     want = score(lm, records_frame([record])).assignments.iloc[0].to_dict()
     assert got == {k: (v.item() if hasattr(v, "item") else v) for k, v in want.items()}
@@ -364,6 +364,20 @@ def test_fast_path_on_more_roles(synth_customers) -> None:
     assert all(_same_as_score(lm, fast, rec) for rec in synth_customers[1][::30])
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]{1,15}|-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,2})?")
+
+
+def _plain_number(v: object) -> bool:
+    """A cell the fast path promises to read itself (else it hands the record to score()):
+    null, NaN, an integer, or a number whose text is plain digits (no blanks, no sign other
+    than a leading minus, at most two exponent digits); a blank string is not one."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return True
+    if isinstance(v, bool):
+        return False
+    return bool(_PLAIN_NUMBER.fullmatch(str(v)))
+
+
 _GENDERS = st.sampled_from(["Male", "Female", "Other", "", "M", "(missing)", "x y"])
 _num_cell = st.one_of(st.none(), st.integers(-50, 300), st.integers(-10**15, 10**15),
                       st.floats(-1e6, 1e6), st.just(math.nan), st.integers(0, 200).map(str),
@@ -382,7 +396,9 @@ def test_fast_path_equals_score_on_random_records(mall, record, order) -> None:
     lm = LoadedModel.load(mall[0])
     items = list(record.items())
     order.shuffle(items)  # column order changes role detection only through names
-    _same_as_score(lm, FastScorer.for_model(lm), dict(items))
+    taken = _same_as_score(lm, FastScorer.for_model(lm), dict(items))
+    numbers = (record["Age"], record["Annual Income (k$)"], record["Spending Score (1-100)"])
+    assert taken or not all(map(_plain_number, numbers)), record
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -397,36 +413,48 @@ def test_fast_path_equals_score_on_random_records(mall, record, order) -> None:
     "household_size": _num_cell, "children": _num_cell}))
 def test_fast_path_equals_score_on_random_demographics(synth_customers, record) -> None:
     lm = LoadedModel.load(synth_customers[0])
-    _same_as_score(lm, FastScorer.for_model(lm), record)
+    taken = _same_as_score(lm, FastScorer.for_model(lm), record)
+    numbers = (record["age"], record["income"], record["household_size"], record["children"])
+    assert taken or not all(map(_plain_number, numbers)), record
 
 
 def test_score_with_all_education_missing(synth_customers) -> None:
+    # the one customer's education is missing: it is imputed (not an error, not excluded), and
+    # the fast path gives the very same answer
     record = {**synth_customers[1][0], "education": None}
-    score(synth_customers[0], records_frame([record]))
+    result = score(synth_customers[0], records_frame([record]))
+    assert result.excluded.empty
+    assert result.assignments["customer_id"].tolist() == [record["customer_id"]]
+    lm = LoadedModel.load(synth_customers[0])
+    fast = FastScorer.for_model(lm)
+    assert math.isnan(fast.features_of(record)[1]["education_level"])  # imputed by the model
+    assert _same_as_score(lm, fast, record)
 
 
 def test_prepare_customers_with_an_absurd_signup_date() -> None:
     from custseg.cleaning import prepare_customers
     from custseg.config import TableConfig
-    from custseg.errors import CustsegError
+    from custseg.errors import InputError
     from custseg.ledger import Ledger
 
     frame = records_frame([{"customer_id": "C1", "age": "30", "signup_date": "-1.5"}])
-    with contextlib.suppress(CustsegError):  # a clear, typed error is fine
+    with pytest.raises(InputError, match="cannot parse as a date") as info:
         prepare_customers(frame, TableConfig(), file="customers", ledger=Ledger(), as_of=None,
                           scoring=True)
+    assert (info.value.column, info.value.row, info.value.value) == ("signup_date", 1, "-1.5")
 
 
-def test_clip_mirror_keeps_numpy_semantics_on_ties() -> None:
-    values = [-0.0, 0.0, 1.0, -1.0, 2.0]
+def test_clip_keeps_numpy_semantics_on_ties() -> None:
+    # fastscore.clip (the fast path's np.clip for one float) against NumPy, signed zeros included
+    values = [-0.0, 0.0, 1.0, -1.0, 2.0, -math.inf, math.inf]
     for x in values:
         for lo in values:
             for hi in values:
                 if lo > hi:
                     continue
                 want = np.clip(np.array([x]), lo, hi)[0]
-                got = lo if x < lo else (hi if x > hi else x)
-                assert got == want and np.signbit(got) == np.signbit(want)
+                got = clip(x, lo, hi)
+                assert got == want and np.signbit(got) == np.signbit(want), (x, lo, hi)
 
 
 @pytest.mark.realdata

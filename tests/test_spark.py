@@ -1,13 +1,13 @@
 """The Spark engine (local mode) against the local engine: same k, segments, names, accounting,
 features, errors; models interchangeable; drift verdicts the same.
 
-On CI (env CI set) a missing PySpark or Java fails these tests instead of skipping them.
+The ``spark`` session fixture lives in ``conftest.py`` (shared with ``test_parity.py``); a missing
+PySpark or Java fails these tests instead of skipping them (``make test`` installs both).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,34 +27,6 @@ runner = CliRunner()
 
 # the same, smaller k range for both engines keeps the Spark fits few (the rule is unchanged)
 CONFIG_TOML = "[segmentation]\nk_min = 3\nk_max = 6\nbootstrap = 3\n"
-
-
-def _spark_missing() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "pyspark is not installed (pip install 'custseg[spark]')"
-    java_home = os.environ.get("JAVA_HOME")
-    if not (java_home and Path(java_home, "bin", "java").is_file()) and not shutil.which("java"):
-        return "no Java runtime (apt-get install openjdk-17-jre-headless)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark():
-    why = _spark_missing()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"the Spark tests must run on CI: {why}")
-        pytest.skip(why)
-    from custseg.spark import get_session
-
-    session = get_session("local[2]", conf={
-        "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
-        "spark.ui.enabled": "false", "spark.driver.memory": "1g",
-        "spark.python.worker.reuse": "true", "spark.sql.adaptive.enabled": "false"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -232,13 +204,13 @@ def test_missing_pyspark_or_java_is_a_clear_error(monkeypatch, tmp_path) -> None
     assert res.exit_code == 2
     assert "pip install 'custseg[spark]'" in " ".join(res.output.split())
     monkeypatch.delitem(sys.modules, "pyspark")
-    if _spark_missing() is None:  # only pyspark was hidden above; now hide Java
-        monkeypatch.delenv("JAVA_HOME", raising=False)
-        monkeypatch.setattr(shutil, "which", lambda name: None)
-        res = runner.invoke(app, ["segment", "--transactions", str(tx), "--out",
-                                  str(tmp_path / "o2"), "--engine", "spark"])
-        assert res.exit_code == 2
-        assert "Java" in res.output and "openjdk-17-jre-headless" in " ".join(res.output.split())
+    # pyspark is there again (make test installs it): now hide Java
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    res = runner.invoke(app, ["segment", "--transactions", str(tx), "--out",
+                              str(tmp_path / "o2"), "--engine", "spark"])
+    assert res.exit_code == 2
+    assert "Java" in res.output and "openjdk-17-jre-headless" in " ".join(res.output.split())
 
 
 def test_cli_subprocess_exit_code_without_traceback(tmp_path) -> None:

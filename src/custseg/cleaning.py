@@ -24,12 +24,16 @@ import pyarrow.compute as pc
 from custseg.config import TableConfig
 from custseg.derive import (
     AGE,
+    CANCELLATION_PREFIX,
     CATEGORY_ROLES,
     CHILDREN,
     EDUCATION_FEATURE,
     EDUCATION_LEVELS,
+    NO_LABEL,
     NUMERIC_ROLES,
+    RETURN_FLAGS,
     UNKNOWN_TOKENS,
+    YES_FLAGS,
     NumericRole,
     income_fence,
 )
@@ -50,8 +54,8 @@ from custseg.roles import (
     transaction_roles,
 )
 
-RETURN_FLAGS = ("1", "true", "yes", "y", "t", "returned")  # an is_return cell meaning "yes"
-DISCOUNT_FLAGS = ("1", "true", "yes", "y", "t")             # a yes/no discount cell meaning "yes"
+# the transaction-line tokens are derive.py's, shared with the DuckDB and Spark paths
+DISCOUNT_FLAGS = YES_FLAGS  # a yes/no discount cell meaning "yes"
 PARALLEL_MIN_ROWS = 200_000  # customers tables this long parse their other columns two at a time
 
 # --------------------------------------------------------------------------------------------
@@ -598,7 +602,7 @@ class _TransactionCleaning:
         is_return = (self.amount < 0).to_numpy() | ((qty < 0).to_numpy() if qty is not None
                                                     else False)
         if "order_id" in roles:
-            is_return |= order.str.upper().str.startswith("C").fillna(False).to_numpy()
+            is_return |= order.str.upper().str.startswith(CANCELLATION_PREFIX).fillna(False).to_numpy()
         if "is_return" in roles:
             flag = clean_text(self.raw[roles["is_return"]]).str.lower()
             is_return |= flag.isin(RETURN_FLAGS).to_numpy()
@@ -634,7 +638,7 @@ class _TransactionCleaning:
             out["quantity"] = np.abs(self.qty.to_numpy())
         for role in ("category", "channel"):
             if role in self.roles:
-                out[role] = clean_text(self.raw[self.roles[role]]).fillna("Unknown").to_numpy(
+                out[role] = clean_text(self.raw[self.roles[role]]).fillna(NO_LABEL).to_numpy(
                     dtype=object)
         if "discount" in self.roles:
             out["discount"] = self.discount()

@@ -89,3 +89,13 @@ def income_fence(q1: float, q3: float) -> float:
 __all__ = ["NumericRole", "NUMERIC_ROLES", "CATEGORY_ROLES", "EDUCATION_FEATURE",
            "EDUCATION_LEVELS", "UNKNOWN_TOKENS", "AGE", "INCOME", "HOUSEHOLD_SIZE",
            "RECENCY_DAYS", "CHILDREN", "AGE_RANGE", "INCOME_FENCE", "income_fence"]
+
+
+# ---- transaction lines: the values that mark a line, read by every engine (the local pandas
+# cleaning and Spark's per-partition parsing), so the engines cannot disagree about a token
+RETURN_FLAGS: tuple[str, ...] = ("1", "true", "yes", "y", "t", "returned")  # is_return column
+YES_FLAGS: tuple[str, ...] = ("1", "true", "yes", "y", "t")  # a yes/no discount column's yes
+CANCELLATION_PREFIX = "C"  # an order id starting with it (any case) is a cancellation
+NO_LABEL = "Unknown"  # a line's category / channel when the cell is empty
+
+__all__ += ["RETURN_FLAGS", "YES_FLAGS", "CANCELLATION_PREFIX", "NO_LABEL"]

@@ -31,6 +31,7 @@ import pandas as pd
 
 from custseg.cleaning import DISCOUNT_FLAGS, RETURN_FLAGS
 from custseg.config import FeatureConfig, TableConfig
+from custseg.derive import CANCELLATION_PREFIX, NO_LABEL
 from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
@@ -669,7 +670,7 @@ def _clean_columns(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> lis
     if "quantity" in roles:
         ret.append("coalesce(quantity < 0, false)")
     if "order_id" in roles:
-        ret.append("coalesce(starts_with(upper(order_raw), 'C'), false)")
+        ret.append(f"coalesce(starts_with(upper(order_raw), {_lit(CANCELLATION_PREFIX)}), false)")
     if "is_return" in roles:
         ret.append(f"coalesce(flag IN ({', '.join(_lit(f) for f in RETURN_FLAGS)}), false)")
     is_return = " OR ".join(f"({r})" for r in ret)
@@ -682,7 +683,7 @@ def _clean_columns(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> lis
         out.append("abs(quantity) AS quantity")
     for role in ("category", "channel"):
         if role in roles:
-            out.append(f"coalesce({role}, 'Unknown') AS {role}")
+            out.append(f"coalesce({role}, {_lit(NO_LABEL)}) AS {role}")
     if "discount" in roles:
         out.append(_discount_column(con))
     return out

@@ -26,12 +26,16 @@ otherwise 401. Anything unexpected is logged and answered with a generic 500.
 Scoring goes through :func:`custseg.score.score` with tables built by
 :func:`custseg.score.records_frame`, so features are built exactly as in batch scoring. A
 single-customer request without transactions on a customers-only model takes a fast path
-(:class:`FastScorer`) that reproduces the same steps for plain values in pure Python and NumPy,
-and falls back to :func:`~custseg.score.score` for anything it does not handle; the tests check
-that both give identical results. Such requests are answered by a fast lane in front of FastAPI's
-middleware and routing (:class:`ScoringApp`), with the same parsing, key check and response as the route, because
+(:class:`custseg.fastscore.FastScorer`, which applies the same feature rules to plain values in
+pure Python and NumPy) and falls back to :func:`~custseg.score.score` for anything it does not
+handle; ``tests/test_serve.py`` and ``tests/test_parity.py`` check that both give identical
+results. Such requests are answered by a fast lane in front of FastAPI's middleware and routing
+(:class:`ScoringApp`), with the same parsing, key check and response as the route, because
 FastAPI's routing and dependency machinery costs more than the scoring itself (p99 < 20 ms at
 16 concurrent clients on a 2-core machine needs well under 1 ms of CPU per request).
+
+This module is the HTTP layer only: request and response models, the app and its routes, the
+server. It never imports Spark.
 
 :func:`serve` runs one uvicorn worker (``log_level="warning"``, no access log) with native
 thread pools limited to one thread.
@@ -49,7 +53,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 
 from custseg._version import __version__
@@ -74,16 +77,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise CustsegError(f"the API server needs FastAPI and uvicorn ({exc.name} is not "
                        'installed): pip install "custseg[serve]"') from None
 
-from custseg.derive import EDUCATION_LEVELS
-from custseg.preprocess import ONE_HOT_SCALE
-from custseg.roles import (
-    CATEGORY_SPEND,
-    CHANNEL_PURCHASES,
-    CUSTOMER_ROLES,
-    KIDS_PARTS,
-    detect_roles,
-    normalise,
-)
+from custseg.fastscore import Fallback, FastScorer
 from custseg.score import LoadedModel, records_frame, score
 
 log = logging.getLogger("custseg.serve")
@@ -196,268 +190,6 @@ class ErrorItem(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
-
-
-# ------------------------------------------------------------------------------------ fast path
-
-
-class _Fallback(Exception):
-    """The request is outside what the fast path handles: score it with :func:`score`."""
-
-
-# values the fast path parses itself; anything else (currency signs, thousands separators,
-# blanks around the value, ...) goes to score(), which knows every rule
-_NUMBER = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?")
-_INTEGER = re.compile(r"-?[0-9]{1,15}")
-_SAFE_EDGE = frozenset(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, not a space
-_DECIMAL_ID = re.compile(r"-?\d+\.0+\s*")  # clean_ids() turns "17850.0" into "17850"
-_NUMERIC_ROLES = ("household_size", "recency_days")
-_CATEGORY_ROLES = ("gender", "occupation", "marital_status", "location_type")
-_UNSUPPORTED_ROLES = ("signup_date", "birth_date", "birth_year")
-_AGE_RANGE = (16, 100)  # custseg.schema.AGE_RANGE, checked in FastScorer.__init__
-_PLAN_CACHE = 256
-
-
-def _cell_text(v: Cell) -> str | None:
-    """A JSON value as :func:`~custseg.score.records_frame` turns a one-record column into text."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
-        raise _Fallback
-    return str(v)
-
-
-def _safe(t: str) -> bool:
-    """True when stripping blanks cannot change ``t`` (in Python or in Arrow)."""
-    return t[0] in _SAFE_EDGE and t[-1] in _SAFE_EDGE
-
-
-def _number(t: str | None) -> float:
-    """:func:`custseg.schema.parse_numeric` of one plain number.
-
-    Up to 15 digits without a point, pandas' parser reads an integer exactly and converts it to
-    float64 (``float(int(t))``, which is exact); other numbers go through the same
-    :func:`pandas.to_numeric` call on the same text.
-    """
-    if t is None:
-        return math.nan
-    if _INTEGER.fullmatch(t):
-        return float(int(t))
-    if not _NUMBER.fullmatch(t):
-        raise _Fallback
-    value = float(pd.to_numeric(np.array([t], dtype=object), errors="coerce")[0])
-    if not math.isfinite(value):
-        raise _Fallback
-    return value
-
-
-def _text(t: str | None) -> str | None:
-    """:func:`custseg.schema._text` (strip; blank is missing) for one plain value."""
-    if t is None or t == "":
-        return None
-    if not _safe(t):
-        raise _Fallback
-    return t
-
-
-class _Plan:
-    """How the columns of one record shape (names in order) become feature columns."""
-
-    def __init__(self, id_col: str, steps: list[tuple[str, str, str]],
-                 others: list[tuple[str, str, str | None]]) -> None:
-        self.id_col = id_col
-        self.steps = steps      # (role, column, feature name)
-        self.others = others    # (column, feature name, forced kind)
-
-
-class FastScorer:
-    """Scores one customer of a customers-only model without pandas or DuckDB.
-
-    It follows :func:`custseg.schema.prepare_customers` (with ``scoring=True``),
-    :func:`custseg.features.build_features`, :meth:`custseg.preprocess.Preprocessor.transform`
-    and :meth:`custseg.score.LoadedModel.assign` step by step for the common case: an id, the
-    numeric demographic roles (age, income, household size, recency, children), education,
-    the categorical roles, and other numeric or text columns, with plain values. Whenever a
-    record needs anything else (dates, pre-aggregated spend columns, currency signs, blanks,
-    a rule that would reject the record ...), it raises :class:`_Fallback` and the caller
-    uses :func:`~custseg.score.score`. ``tests/test_serve.py`` checks that both agree exactly.
-    """
-
-    def __init__(self, lm: LoadedModel) -> None:
-        from custseg import derive as schema  # AGE_RANGE is declared in derive.py
-
-        if tuple(schema.AGE_RANGE) != _AGE_RANGE:  # pragma: no cover - guards a rule change
-            raise ValueError("schema.AGE_RANGE changed")
-        cfg = lm.config()
-        self.lm = lm
-        self.table = cfg.customers
-        self.features = cfg.features
-        self.income_max = (lm.manifest.get("cleaning_fences") or {}).get("income_max")
-        self.specs = list(lm.preprocessor.specs_)
-        self.names = lm.names()
-        self._plans: dict[tuple[str, ...], _Plan | None] = {}
-
-    @classmethod
-    def for_model(cls, lm: LoadedModel) -> FastScorer | None:
-        """A fast scorer when the model was fitted on a customers table only, else None."""
-        inputs = lm.manifest.get("training", {}).get("inputs", {})
-        cfg = lm.config()
-        if set(inputs) != {"customers"} or cfg.customers.row_ids \
-                or cfg.features.include is not None:
-            return None
-        return cls(lm)
-
-    # ---------------------------------------------------------------- per record shape
-    def plan(self, columns: tuple[str, ...]) -> _Plan | None:
-        if columns not in self._plans:
-            if len(self._plans) >= _PLAN_CACHE:
-                self._plans.clear()
-            try:
-                self._plans[columns] = self._make_plan(list(columns))
-            except CustsegError:
-                self._plans[columns] = None
-        return self._plans[columns]
-
-    def _make_plan(self, columns: list[str]) -> _Plan | None:
-        cfg = self.table
-        if any(c not in columns for c in [*cfg.ignore, *cfg.categorical, *cfg.numeric]):
-            return None
-        roles = detect_roles(columns, CUSTOMER_ROLES, cfg, "customers")
-        if "customer_id" not in roles or any(r in roles for r in _UNSUPPORTED_ROLES):
-            return None
-        used = set(roles.values()) | set(cfg.ignore)
-        steps: list[tuple[str, str, str]] = []
-        for role in ("age", "income", *_NUMERIC_ROLES):
-            if role in roles:
-                steps.append((role, roles[role], role))
-        if "children" in roles:
-            steps.append(("children", roles["children"], "children"))
-        elif any(normalise(c) in KIDS_PARTS and c not in used for c in columns):
-            return None
-        if "education" in roles:
-            steps.append(("education", roles["education"], "education_level"))
-        for role in _CATEGORY_ROLES:
-            if role in roles:
-                steps.append(("category", roles[role], role))
-        for c in columns:  # pre-aggregated spend / purchase counts
-            if c in used or c in cfg.categorical:
-                continue
-            m_sp = CATEGORY_SPEND.match(c)
-            if CHANNEL_PURCHASES.match(normalise(c)) or CHANNEL_PURCHASES.match(c) \
-                    or (m_sp and normalise(c).startswith("mnt")):
-                return None
-        names = [name for _, _, name in steps]
-        others: list[tuple[str, str, str | None]] = []
-        for c in columns:
-            if c in used:
-                continue
-            if c.startswith("__raw__"):  # build_features drops such columns: score() decides
-                return None
-            name = c
-            while name in names:
-                name = f"{name}_"
-            names.append(name)
-            forced = "numeric" if c in cfg.numeric else "categorical" if c in cfg.categorical \
-                else None
-            others.append((c, name, forced))
-        feats = self.features
-        if any(n not in names for n in [*feats.exclude, *feats.weights]) \
-                or not set(names) - set(feats.exclude):
-            return None
-        if any(s.name not in names for s in self.specs):
-            return None
-        return _Plan(roles["customer_id"], steps, others)
-
-    # ---------------------------------------------------------------- one customer
-    def features_of(self, record: dict[str, Cell]) -> tuple[str, dict[str, float | str | None]]:
-        """(customer id, feature values by name) as prepare_customers + build_features."""
-        plan = self.plan(tuple(record))
-        if plan is None:
-            raise _Fallback
-        cid = _text(_cell_text(record[plan.id_col]))
-        if cid is None or _DECIMAL_ID.fullmatch(cid):
-            raise _Fallback
-        out: dict[str, float | str | None] = {}
-        for role, col, name in plan.steps:
-            t = _cell_text(record[col])
-            if role == "category":
-                out[name] = _text(t)
-                continue
-            if role == "education":
-                t = _text(t)
-                out[name] = math.nan if t is None else \
-                    float(EDUCATION_LEVELS.get(normalise(t), math.nan))
-                continue
-            v = _number(t)
-            if role == "age":
-                v = math.nan if (v < _AGE_RANGE[0] or v > _AGE_RANGE[1]) else v
-            elif role == "income":
-                fence = self.income_max
-                v = math.nan if (v < 0 or (fence is not None and v > fence)) else v
-            else:
-                v = v if v >= 0 else math.nan
-            out[name] = v
-        for col, name, forced in plan.others:
-            t = _cell_text(record[col])
-            if forced == "categorical":
-                out[name] = _text(t)
-            elif t is None or t == "" or _NUMBER.fullmatch(t):
-                out[name] = _number(t or None)
-            elif forced is None and _safe(t) and not any(ch.isnumeric() for ch in t):
-                out[name] = t  # no digit at all: cannot parse as a number, cannot be a date
-            else:
-                raise _Fallback
-        return cid, out
-
-    def matrix(self, values: dict[str, float | str | None]) -> np.ndarray:
-        """:meth:`Preprocessor.transform` for one row.
-
-        The same IEEE operations in the same order on Python floats (``+ - * /`` and
-        comparisons give the same results as NumPy's); ``log1p`` runs in NumPy on a one-element
-        array, exactly as in the batch path; ``np.clip`` keeps ``x`` on a tie, as here.
-        """
-        row: list[float] = []
-        for s in self.specs:
-            value = values[s.name]
-            if s.kind == "categorical":
-                if not (value is None or isinstance(value, str)):
-                    raise _Fallback
-                v = "(missing)" if value is None else value
-                levels = s.levels or []
-                if "other" in levels and v not in levels:
-                    v = "other"
-                row += [(float(v == lv) * ONE_HOT_SCALE) * s.weight for lv in levels]
-                continue
-            if not isinstance(value, float):
-                raise _Fallback
-            x = value if math.isfinite(value) else float(s.impute)  # type: ignore[arg-type]
-            if s.kind == "binary":
-                row.append(x * s.weight)
-                continue
-            if s.log:
-                x = float(np.log1p(np.maximum(np.array([x], dtype="float64"), 0.0))[0])
-            lo, hi = s.lo, s.hi
-            x = lo if x < lo else (hi if x > hi else x)  # type: ignore[operator]
-            row.append(((x - s.mean) / s.scale) * s.weight)
-        return np.array([row], dtype="float64")
-
-    def score_one(self, record: dict[str, Cell]) -> dict[str, Any]:
-        """customer_id, segment_id, segment_name, distance, confidence (as LoadedModel.assign)."""
-        cid, values = self.features_of(record)
-        d = self.lm.model.transform(self.matrix(values))
-        order = np.argsort(d, axis=1, kind="stable")
-        nearest = int(order[0, 0])
-        d1 = float(d[0, nearest])
-        if d.shape[1] > 1:
-            d2 = float(d[0, order[0, 1]])
-            conf = 1.0 - d1 / d2 if d2 > 0 else 0.0
-        else:
-            conf = 1.0
-        dist, conf = np.round(np.array([d1, conf]), 6).tolist()
-        sid = int(self.lm.model.segment_ids_[nearest])
-        return {"customer_id": cid, "segment_id": sid,
-                "segment_name": self.names.get(sid, f"Segment {sid}"),
-                "distance": dist, "confidence": conf}
 
 
 # ------------------------------------------------------------------------------------ the app
@@ -617,6 +349,91 @@ def _json_content_type(value: bytes | None) -> bool:
                                            and kind.endswith(b"+json"))
 
 
+class _Service:
+    """What the routes and the fast lane share: the model, its segments' actions, the fast
+    scorer (or None), the limits and the key check."""
+
+    def __init__(self, lm: LoadedModel, *, api_key: str | None, max_batch: int,
+                 fast_path: bool) -> None:
+        self.lm = lm
+        self.max_batch = max_batch
+        self.inputs = sorted(lm.manifest.get("training", {}).get("inputs", {}))
+        self.needs_tx = "transactions" in self.inputs
+        self.fast = FastScorer.for_model(lm) if fast_path else None
+        self.recs = {int(s["segment_id"]): _recommendations(s) for s in lm.segments}
+        self.expected_key = api_key.encode("utf-8") if api_key is not None else None
+
+    def key_ok(self, given: bytes | None) -> bool:
+        """Constant-time check of the X-API-Key header (raw bytes); True when no key is set."""
+        if self.expected_key is None:
+            return True
+        return given is not None and hmac.compare_digest(given, self.expected_key)
+
+    def segments_payload(self) -> dict:
+        """The body of ``GET /v1/segments`` (built once)."""
+        manifest = self.lm.manifest
+        return {
+            "k": int(self.lm.model.k),
+            "segments": [{**{k: v for k, v in s.items() if k != "recommendations"},
+                          "segment_id": int(s["segment_id"]),
+                          "recommendations": self.recs[int(s["segment_id"])]}
+                         for s in self.lm.segments],
+            "features": {k: manifest.get("features", {}).get(k)
+                         for k in ("numeric", "binary", "categorical")},
+            "trained_on": self.inputs,
+            "as_of": manifest.get("as_of"),
+        }
+
+    def fast_answer(self, body: ScoreRequest) -> dict | None:
+        """The response of the fast path, or None when the request needs score()."""
+        if self.fast is None or len(body.customers) != 1 or body.transactions is not None:
+            return None
+        try:
+            row = self.fast.score_one(body.customers[0])
+        except Fallback:
+            return None
+        row["recommendations"] = self.recs.get(row["segment_id"], [])
+        return {"results": [row], "excluded": [], "as_of": body.as_of}
+
+    def lane(self, headers: dict[bytes, bytes], raw: bytes) -> dict | None:
+        """The fast lane of :class:`ScoringApp`: FastAPI's parsing, then fast_answer."""
+        if not self.key_ok(headers.get(API_KEY_HEADER.lower().encode())) \
+                or not _json_content_type(headers.get(b"content-type")) or not raw:
+            return None
+        try:
+            body = ScoreRequest.model_validate(json.loads(raw))
+        except (ValueError, TypeError, RecursionError):  # pydantic's ValidationError included
+            return None
+        if len(body.customers) > self.max_batch:
+            return None
+        return self.fast_answer(body)
+
+    def slow(self, body: ScoreRequest) -> dict:
+        """Batch scoring (:func:`~custseg.score.score`) of the request, as a response body."""
+        customers = records_frame(body.customers)
+        transactions = records_frame(body.transactions) if body.transactions is not None \
+            else None
+        as_of = date.fromisoformat(body.as_of) if body.as_of else None
+        result = score(self.lm, customers, transactions, as_of=as_of)
+        a = result.assignments
+        results = [
+            {"customer_id": str(cid), "segment_id": int(sid), "segment_name": str(name),
+             "distance": _finite(dist), "confidence": _finite(conf),
+             "recommendations": self.recs.get(int(sid), [])}
+            for cid, sid, name, dist, conf in zip(a["customer_id"], a["segment_id"],
+                                                  a["segment_name"], a["distance"],
+                                                  a["confidence"], strict=True)]
+        ex = result.excluded
+        excluded = [
+            {"customer_id": None if pd.isna(cid) else str(cid), "reason": str(reason),
+             "source": None if pd.isna(src) else str(src),
+             "row": None if pd.isna(row) else int(row)}
+            for src, row, cid, reason in zip(ex["source"], ex["row"], ex["customer_id"],
+                                             ex["reason"], strict=True)]
+        return {"results": results, "excluded": excluded,
+                "as_of": result.as_of.isoformat() if result.as_of else None}
+
+
 def create_app(model_dir: str | Path, *, api_key: str | None = None, max_batch: int = 1000,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, fast_path: bool = True,
                ) -> ScoringApp:
@@ -635,7 +452,8 @@ def create_app(model_dir: str | Path, *, api_key: str | None = None, max_batch: 
     max_body_bytes : int
         Largest request body (413 above it).
     fast_path : bool
-        Use :class:`FastScorer` for single-customer requests when the model allows it.
+        Use :class:`~custseg.fastscore.FastScorer` for single-customer requests when the model
+        allows it.
 
     Examples
     --------
@@ -643,86 +461,49 @@ def create_app(model_dir: str | Path, *, api_key: str | None = None, max_batch: 
     >>> client = TestClient(create_app("run/model"))
     >>> client.post("/v1/score", json={"customers": [{"CustomerID": "a", "Age": 30}]}).json()
     """
-    if api_key is not None and api_key == "":
-        raise CustsegError("the API key must not be empty")
-    if max_batch < 1:
-        raise CustsegError(f"max_batch must be at least 1, got {max_batch}")
+    _check_settings(api_key, max_batch)
     lm = LoadedModel.load(model_dir)
     lm.config()  # a manifest with an invalid config fails now, not on the first request
-    manifest = lm.manifest
-    inputs = sorted(manifest.get("training", {}).get("inputs", {}))
-    needs_tx = "transactions" in inputs
-    fast = FastScorer.for_model(lm) if fast_path else None
-    recs = {int(s["segment_id"]): _recommendations(s) for s in lm.segments}
-    segments_payload = {
-        "k": int(lm.model.k),
-        "segments": [{**{k: v for k, v in s.items() if k != "recommendations"},
-                      "segment_id": int(s["segment_id"]),
-                      "recommendations": recs[int(s["segment_id"])]} for s in lm.segments],
-        "features": {k: manifest.get("features", {}).get(k)
-                     for k in ("numeric", "binary", "categorical")},
-        "trained_on": inputs,
-        "as_of": manifest.get("as_of"),
-    }
-
+    service = _Service(lm, api_key=api_key, max_batch=max_batch, fast_path=fast_path)
     app = ScoringApp(
         title="custseg scoring API", version=__version__,
         description="Assign customers to the segments of a saved custseg model. With an API "
         f"key set, send it in the `{API_KEY_HEADER}` header (everything except /healthz, "
         "/docs and /openapi.json needs it).")
     app.state.model = lm
-    app.state.fast_scorer = fast
-    expected = api_key.encode("utf-8") if api_key is not None else None
-
-    def key_ok(given: bytes | None) -> bool:
-        """Constant-time check of the X-API-Key header (raw bytes); True when no key is set."""
-        if expected is None:
-            return True
-        return given is not None and hmac.compare_digest(given, expected)
-
-    dependencies: list[Any] = []
-    if api_key is not None:
-        header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                              description="the key given to `custseg serve --api-key`")
-
-        async def require_key(request: Request, key: str | None = Security(header)) -> None:
-            raw = dict(request.scope["headers"]).get(API_KEY_HEADER.lower().encode())
-            if not key_ok(raw):
-                raise HTTPException(401, f"missing or invalid API key (header {API_KEY_HEADER})")
-
-        dependencies = [Depends(require_key)]
-
-    def fast_answer(body: ScoreRequest) -> dict | None:
-        """The response of the fast path, or None when the request needs score()."""
-        if fast is None or len(body.customers) != 1 or body.transactions is not None:
-            return None
-        try:
-            row = fast.score_one(body.customers[0])
-        except _Fallback:
-            return None
-        row["recommendations"] = recs.get(row["segment_id"], [])
-        return {"results": [row], "excluded": [], "as_of": body.as_of}
-
-    def lane(headers: dict[bytes, bytes], raw: bytes) -> dict | None:
-        """The fast lane of :class:`ScoringApp`: FastAPI's parsing, then fast_answer."""
-        if not key_ok(headers.get(API_KEY_HEADER.lower().encode())) \
-                or not _json_content_type(headers.get(b"content-type")) or not raw:
-            return None
-        try:
-            body = ScoreRequest.model_validate(json.loads(raw))
-        except (ValueError, TypeError, RecursionError):  # pydantic's ValidationError included
-            return None
-        if len(body.customers) > max_batch:
-            return None
-        return fast_answer(body)
-
+    app.state.fast_scorer = service.fast
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    app.lane = lane if fast is not None else None
+    app.lane = service.lane if service.fast is not None else None
     app.lane_limit = max_body_bytes
+    _add_error_handlers(app)
+    _add_routes(app, service, _key_dependencies(service, api_key))
+    return app
 
-    errors = {401: {"model": ErrorResponse, "description": "missing or invalid API key"},
-              413: {"model": ErrorResponse, "description": "batch or body too large"},
-              422: {"model": ErrorResponse, "description": "invalid body or input"}}
+
+def _check_settings(api_key: str | None, max_batch: int) -> None:
+    if api_key is not None and api_key == "":
+        raise CustsegError("the API key must not be empty")
+    if max_batch < 1:
+        raise CustsegError(f"max_batch must be at least 1, got {max_batch}")
+
+
+def _key_dependencies(service: _Service, api_key: str | None) -> list[Any]:
+    """The route dependency that answers 401 without the right key (none without a key)."""
+    if api_key is None:
+        return []
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                          description="the key given to `custseg serve --api-key`")
+
+    async def require_key(request: Request, key: str | None = Security(header)) -> None:
+        raw = dict(request.scope["headers"]).get(API_KEY_HEADER.lower().encode())
+        if not service.key_ok(raw):
+            raise HTTPException(401, f"missing or invalid API key (header {API_KEY_HEADER})")
+
+    return [Depends(require_key)]
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """422 naming the field for invalid bodies, the status for HTTP errors, a generic 500."""
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -753,40 +534,26 @@ def create_app(model_dir: str | Path, *, api_key: str | None = None, max_batch: 
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
 
+
+def _add_routes(app: FastAPI, service: _Service, dependencies: list[Any]) -> None:
+    """``GET /healthz``, ``GET /v1/segments`` and ``POST /v1/score``."""
+    errors = {401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+              413: {"model": ErrorResponse, "description": "batch or body too large"},
+              422: {"model": ErrorResponse, "description": "invalid body or input"}}
+    k = int(service.lm.model.k)
+    segments_payload = service.segments_payload()
+    max_batch = service.max_batch
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict:
         """Liveness: the model is loaded and the server answers."""
-        return {"status": "ok", "version": __version__, "k": int(lm.model.k)}
+        return {"status": "ok", "version": __version__, "k": k}
 
     @app.get("/v1/segments", tags=["model"], response_model=SegmentsResponse,
              dependencies=dependencies, responses={401: errors[401]})
     async def segments() -> JSONResponse:
         """The model's segments: ids, names, sizes, profiles and recommended actions."""
         return JSONResponse(segments_payload)
-
-    def slow(body: ScoreRequest) -> dict:
-        customers = records_frame(body.customers)
-        transactions = records_frame(body.transactions) if body.transactions is not None \
-            else None
-        as_of = date.fromisoformat(body.as_of) if body.as_of else None
-        result = score(lm, customers, transactions, as_of=as_of)
-        a = result.assignments
-        results = [
-            {"customer_id": str(cid), "segment_id": int(sid), "segment_name": str(name),
-             "distance": _finite(dist), "confidence": _finite(conf),
-             "recommendations": recs.get(int(sid), [])}
-            for cid, sid, name, dist, conf in zip(a["customer_id"], a["segment_id"],
-                                                  a["segment_name"], a["distance"],
-                                                  a["confidence"], strict=True)]
-        ex = result.excluded
-        excluded = [
-            {"customer_id": None if pd.isna(cid) else str(cid), "reason": str(reason),
-             "source": None if pd.isna(src) else str(src),
-             "row": None if pd.isna(row) else int(row)}
-            for src, row, cid, reason in zip(ex["source"], ex["row"], ex["customer_id"],
-                                             ex["reason"], strict=True)]
-        return {"results": results, "excluded": excluded,
-                "as_of": result.as_of.isoformat() if result.as_of else None}
 
     @app.post("/v1/score", tags=["scoring"], response_model=ScoreResponse,
               dependencies=dependencies, responses=errors)
@@ -797,19 +564,17 @@ def create_app(model_dir: str | Path, *, api_key: str | None = None, max_batch: 
             return JSONResponse(status_code=413, content={"detail": [
                 {"loc": ["body", "customers"], "field": "customers", "type": "too_large",
                  "msg": f"{n} customers in one request; the limit is {max_batch}"}]})
-        if needs_tx and not body.transactions:
+        if service.needs_tx and not body.transactions:
             return _error(422, ["body", "transactions"], "this model was fitted on a "
                           "transactions log: give the customers' transactions", "missing")
-        payload = fast_answer(body)
+        payload = service.fast_answer(body)
         if payload is not None:
             return JSONResponse(payload)
         try:
-            payload = await run_in_threadpool(slow, body)
+            payload = await run_in_threadpool(service.slow, body)
         except CustsegError as exc:
             return _input_error(exc)
         return JSONResponse(payload)
-
-    return app
 
 
 # ------------------------------------------------------------------------------------ running

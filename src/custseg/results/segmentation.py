@@ -23,9 +23,9 @@ from custseg.results.profiles import Profiles, SegmentMap
 if TYPE_CHECKING:  # stage types, for annotations only (results import no stage)
     from custseg.config import Config
     from custseg.features import FeatureTable
+    from custseg.ledger import Ledger
     from custseg.model import SegmentModel
     from custseg.preprocess import Preprocessor
-    from custseg.ledger import Ledger
 
 #: bootstrap stability (mean adjusted Rand index) a k needs to be a candidate (see
 #: :data:`custseg.selection.RULE`); the report marks the k's below it

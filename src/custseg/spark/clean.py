@@ -1,17 +1,21 @@
-"""Reading and cleaning the inputs on Spark with the same rules as :mod:`custseg.schema`.
+"""Reading and cleaning the inputs on Spark with the same rules as :mod:`custseg.cleaning`.
 
 * Every value is parsed by the very same pandas functions as the local engine
-  (:func:`~custseg.schema.parse_numeric`, :func:`~custseg.schema.parse_dates`,
-  :func:`~custseg.schema.clean_ids`) inside ``mapInPandas``; the date format is decided once for
-  the whole column (the first of :data:`~custseg.schema.DATE_FORMATS` that parses every value,
+  (:func:`~custseg.parsing.parse_numeric`, :func:`~custseg.parsing.parse_dates`,
+  :func:`~custseg.parsing.clean_ids`) inside ``mapInPandas``; the date format is decided once for
+  the whole column (the first of :data:`~custseg.parsing.DATE_FORMATS` that parses every value,
   checked by Spark over the full column) and then fixed for every partition.
 * The steps that need the whole table (exact duplicate rows, the as-of date, the feature window,
   the order in which exclusion rules apply, "every value of the column is empty") run as Spark
-  SQL, in the order of :func:`~custseg.schema.prepare_transactions`, so the ledger counts match.
+  SQL, in the order of :func:`~custseg.cleaning.prepare_transactions`, so the ledger counts match.
 * Rows are numbered 1.. in file order (``zipWithIndex`` of a single-file read), as locally.
 * Customer tables (one row per customer, the size of the per-customer feature table the driver
   holds anyway) are read by Spark and cleaned on the driver by
-  :func:`~custseg.schema.prepare_customers` itself.
+  :func:`~custseg.cleaning.prepare_customers` itself, so the demographic features follow the one
+  set of rules in :mod:`custseg.derive` (nothing here restates a bound).
+* The tokens that mark a transaction line (return flags, yes/no discount flags, the
+  cancellation prefix, the label of an empty category) are the ones declared in
+  :mod:`custseg.derive`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.config import TableConfig
+from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAGS
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
@@ -186,7 +191,7 @@ def _date_formats(raw: RawTable, column: str, fixed: str | None,
                   n_rows: int) -> tuple[list[str], str]:
     """(candidates, fallback) for the date column, as the local engine decides.
 
-    Locally the first format of :data:`~custseg.schema.DATE_FORMATS` that parses every value of
+    Locally the first format of :data:`~custseg.parsing.DATE_FORMATS` that parses every value of
     the column wins; only formats that parse a sample spread over the column can, so these are
     the candidates, tried in order on the whole column by the parsing pass itself. When none
     parses every value, the format that parses most of the sample is used (``fallback``).
@@ -244,25 +249,25 @@ def _parse_partition(columns: list[str], roles: dict[str, str], file: str, fmt: 
                     out[f"{role}_bad"] = b
             if "order_id" in roles:
                 order = clean_ids(raw[roles["order_id"]])
-                hint = order.str.upper().str.startswith("C").fillna(False).to_numpy(dtype=bool)
+                hint = order.str.upper().str.startswith(CANCELLATION_PREFIX).fillna(False) \
+                    .to_numpy(dtype=bool)
             else:
                 order = ids + "@" + ts.astype("string")
                 hint = np.zeros(len(pdf), dtype=bool)
             if "is_return" in roles:
                 flag = _text(raw[roles["is_return"]]).str.lower()
-                hint |= flag.isin(["1", "true", "yes", "y", "t", "returned"]).to_numpy(dtype=bool)
+                hint |= flag.isin(RETURN_FLAGS).to_numpy(dtype=bool)
             out["order_id"] = order.fillna("").astype(object)
             out["return_hint"] = hint
             for role in ("category", "channel"):
                 if role in roles:
-                    out[role] = _text(raw[roles[role]]).fillna("Unknown").astype(object)
+                    out[role] = _text(raw[roles[role]]).fillna(NO_LABEL).astype(object)
             if "discount" in roles:
                 d_raw = raw[roles["discount"]]
                 d_num, d_bad = parse_numeric(d_raw, file=file, column=roles["discount"],
                                              rows=rows, on_invalid="exclude")
                 flag = _text(d_raw).str.lower()
-                d_flag = flag.isin(["1", "true", "yes", "y", "t"]).astype("float64") \
-                    .where(flag.notna())
+                d_flag = flag.isin(YES_FLAGS).astype("float64").where(flag.notna())
                 out["disc_num"] = d_num.to_numpy(dtype="float64")
                 out["disc_bad"] = d_bad
                 out["disc_flag"] = d_flag.to_numpy(dtype="float64", na_value=np.nan)
@@ -306,7 +311,7 @@ def _first_parse_error(raw: RawTable, parsed, roles: dict[str, str], fmt: str) -
 def prepare_transactions_spark(raw: RawTable, cfg: TableConfig, *, ledger: Ledger,
                                as_of: date | None, on_invalid: str = "error",
                                window_days: int | None = None) -> SparkTransactions:
-    """:func:`custseg.schema.prepare_transactions` on Spark: the same rules, in the same order,
+    """:func:`custseg.cleaning.prepare_transactions` on Spark: the same rules, in the same order,
     the same ledger (reasons and counts; excluded rows are listed on the driver)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -438,7 +443,7 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
 def restrict_to_customers_spark(spark, tx: SparkTransactions, known_ids: pd.Index,
                                 ledger: Ledger) -> None:
     """Exclude lines of customers missing from the customers table (as
-    :func:`custseg.schema.restrict_to_customers`)."""
+    :func:`custseg.cleaning.restrict_to_customers`)."""
     from pyspark.sql import functions as F
 
     known = spark.createDataFrame(pd.DataFrame({"customer_id": pd.Series(
