@@ -13,7 +13,10 @@ Cases (see benchmarks/README.md for what each measures and why):
                  (bench_features.py);
 * ``scaling``    the whole job at 10k..10M customers, and DuckDB spilling (bench_scaling.py);
 * ``api``        the scoring API's single-customer p99 latency (bench_api.py, run as a
-                 subprocess when that file exists).
+                 subprocess when that file exists);
+* ``value``      BG/NBD + Gamma-Gamma + CLV at 1M customers vs an every-row Nelder-Mead fit, and
+                 the CDNOW fit time (bench_value.py);
+* ``report``     report rendering time, demo and 200,000 customers (bench_report.py).
 
 The table's columns: case | custseg | reference | ratio | target | pass/fail. Speed ratios are
 reference time ÷ custseg time (above 1: custseg is faster); the bound ratio is custseg time ÷
@@ -40,10 +43,12 @@ sys.path.insert(0, str(HERE))
 import bench_autok  # noqa: E402
 import bench_features  # noqa: E402
 import bench_kmeans  # noqa: E402
+import bench_report  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_silhouette  # noqa: E402
+import bench_value  # noqa: E402
 
-BENCHES = ("autok", "kmeans", "silhouette", "features", "scaling", "api")
+BENCHES = ("autok", "kmeans", "silhouette", "features", "scaling", "api", "value", "report")
 API_LINE = re.compile(r"api p99 single-customer: ([\d.]+) ms \(target < ([\d.]+) ms\) (PASS|FAIL)")
 API_QUICK_ARGS = ["--requests", "1000", "--batch-requests", "100", "--time-limit", "20"]
 
@@ -328,6 +333,30 @@ def machine() -> str:
     )
 
 
+def value_rows(r: bench_value.ValueResult) -> list[Row]:
+    rows = [Row(
+        f"value model (BG/NBD + Gamma-Gamma + 12-month CLV), {r.n:,} customers, whole stage",
+        _s(r.custseg_s), "—", "—", "report", None,
+    ), Row(
+        "BG/NBD fit: distinct rows + analytic gradient vs every row, Nelder-Mead",
+        _s(r.fit_s), _s(r.reference_fit_s), f"{r.fit_speedup:.1f}, ΔLL {r.loglik_gap:+.3f}",
+        "≥ 1, ΔLL ≥ -0.01", r.fit_speedup >= 1 and r.loglik_gap >= -0.01,
+    )]
+    if r.cdnow_s is not None:
+        rows.append(Row("BG/NBD fit, CDNOW 23,570 customers", _s(r.cdnow_s), "—", "—",
+                        f"< {bench_value.CDNOW_TARGET_S:g} s", r.cdnow_s < bench_value.CDNOW_TARGET_S))
+    return rows
+
+
+def report_rows(r: bench_report.ReportResult) -> list[Row]:
+    return [
+        Row("report render, demo 2,000 customers", _s(r.demo_s), "—", "—",
+            f"< {bench_report.TARGETS_S['demo']:g} s", r.passed("demo")),
+        Row(f"report render, {r.tiled_n:,} customers", _s(r.tiled_s), "—", "—",
+            f"< {bench_report.TARGETS_S['tiled']:g} s", r.passed("tiled")),
+    ]
+
+
 def table(rows: list[Row]) -> str:
     head = ("case", "custseg", "reference", "ratio", "target", "pass/fail")
     cells = [head] + [(r.case, r.custseg, r.reference, r.ratio, r.target, r.verdict) for r in rows]
@@ -386,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         details.append(bench_scaling.report(result))
     if "api" in selected:
         rows += api_rows(args.quick, log)
+    if "value" in selected:
+        log("value model ...")
+        rows += value_rows(bench_value.run(args.quick, args.repeats or 3))
+    if "report" in selected:
+        log("report rendering ...")
+        rows += report_rows(bench_report.run(args.repeats or 3))
 
     print(header + ("  [--quick]" if args.quick else ""))
     for block in details:
