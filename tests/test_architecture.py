@@ -9,6 +9,8 @@ The rules (the layering is described in the docstrings of ``custseg.results`` an
 ``custseg.outputs``):
 
 * no import cycles;
+* every module sits in one layer of the table in ``ARCHITECTURE.md``, and imports only modules of
+  its own layer or a lower one (so the document and the code cannot drift apart);
 * Typer and Rich are imported only by the CLI (``custseg.cli``, reached by ``custseg.__main__``);
 * only ``custseg.outputs``, ``custseg.cli``, ``custseg.__main__`` and the package root may reach
   ``custseg.report``: no analysis module renders;
@@ -26,6 +28,7 @@ The rules (the layering is described in the docstrings of ``custseg.results`` an
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+ARCHITECTURE = SRC.parent / "ARCHITECTURE.md"
 ROOT = "custseg"
 
 CLI = {"custseg.cli", "custseg.__main__"}
@@ -282,7 +286,7 @@ def test_report_reads_results_only(graph: Graph) -> None:
 @pytest.mark.parametrize("api", API)
 def test_the_api_never_reaches_spark(graph: Graph, api: str) -> None:
     if api not in graph.modules:
-        pytest.skip(f"{api} does not exist")
+        pytest.fail(f"{api} does not exist: the API rule has nothing to check")
     problems = [reaches(graph, api, lambda t: _in(t, ["custseg.spark"]),
                         "the scoring API never needs Spark"),
                 reaches_library(graph, api, {"pyspark"}, "the scoring API never needs Spark")]
@@ -303,6 +307,53 @@ def test_results_are_at_the_bottom(graph: Graph) -> None:
                      if i.target not in RESULTS_LIBRARIES | set(sys.stdlib_module_names)
                      and i.target != "__future__"]
     _fail_if(problems, "custseg.results is not at the bottom of the import graph:")
+
+
+def _layers(doc: Path = ARCHITECTURE) -> dict[str, int]:
+    """ARCHITECTURE.md's layer table: module (or package) -> layer number."""
+    layers: dict[str, int] = {}
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not re.match(r"\d+ ", cells[0]):
+            continue
+        for name in re.findall(r"`([\w.]+)`", cells[1]):
+            full = ROOT if name == ROOT else f"{ROOT}.{name}"
+            assert full not in layers, f"ARCHITECTURE.md lists {name} twice"
+            layers[full] = int(cells[0].split()[0])
+    return layers
+
+
+def _layer_of(module: str, layers: dict[str, int]) -> int | None:
+    """The layer of the longest listed prefix of ``module`` (a package covers its submodules)."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in layers and (name != ROOT or module == ROOT):
+            return layers[name]
+    return None
+
+
+def test_every_module_has_a_layer_in_architecture_md(graph: Graph) -> None:
+    layers = _layers()
+    assert len(layers) > 30, "ARCHITECTURE.md's layer table was not found"
+    missing = sorted(m for m in graph.modules if _layer_of(m, layers) is None)
+    stale = sorted(n for n in layers if not any(_in(m, [n]) for m in graph.modules))
+    _fail_if([f"{m} is in no layer of ARCHITECTURE.md" for m in missing]
+             + [f"ARCHITECTURE.md lists {n}, which does not exist" for n in stale],
+             "ARCHITECTURE.md and the code disagree:")
+
+
+def test_imports_point_down_the_layers(graph: Graph) -> None:
+    layers = _layers()
+    problems = []
+    for module, imports in sorted(graph.internal.items()):
+        mine = _layer_of(module, layers)
+        for i in imports:
+            theirs = _layer_of(i.target, layers)
+            if mine is not None and theirs is not None and theirs > mine:
+                problems.append(f"{i.where()}: {module} (layer {mine}) imports {i.target} "
+                                f"(layer {theirs})")
+    _fail_if(problems, "imports pointing up the layers of ARCHITECTURE.md:")
 
 
 def test_nothing_imports_the_package_root(graph: Graph) -> None:
