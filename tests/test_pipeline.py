@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from custseg.pipeline import run_segmentation, write_outputs
+from custseg.outputs import write_outputs
+from custseg.pipeline import run_segmentation
 from custseg.synth import PERSONAS, generate
 
 # every planted persona must earn its own name from the naming rules (At-Risk / Lapsed included)
