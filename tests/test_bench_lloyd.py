@@ -13,16 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from lloyd import lloyd_iteration  # noqa: E402
 
-
-def _blobs(
-    seed: int, sizes: list[int], d: int, spread: float = 3.0
-) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, spread, (len(sizes), d))
-    labels = np.repeat(np.arange(len(sizes)), sizes)
-    X = centres[labels] + rng.standard_normal((len(labels), d))
-    perm = rng.permutation(len(labels))
-    return X[perm], labels[perm]
+from test_fast import _blobs  # noqa: E402  (one planted-blob generator for both files)
 
 
 def _naive_lloyd(
