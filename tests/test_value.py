@@ -163,6 +163,16 @@ def test_same_day_lines_are_one_purchase_and_the_holdout_is_ignored():
     assert frame.loc["b"].tolist() == [0.0, 0.0, 3.0, 0.0]
 
 
+def test_returns_are_not_purchases():
+    tx = pd.DataFrame({
+        "customer_id": ["a", "a", "a"],
+        "timestamp": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-08"]),
+        "amount": [10.0, -10.0, -2.0],          # a return-only day a week later
+    })
+    frame = summarise_purchases(tx, end="2024-01-29").frame
+    assert frame.loc["a"].tolist() == [0.0, 0.0, 4.0, 0.0]
+
+
 def test_a_log_without_amounts_still_gives_purchases_and_p_alive(sample):
     summary = summarise_purchases(sample.drop(columns="amount"), end=CAL_END, amount=None)
     bg = BetaGeoModel().fit(summary.frequency, summary.recency, summary.T)

@@ -72,7 +72,8 @@ def summarise_purchases(transactions: pd.DataFrame, *, end: str | pd.Timestamp,
     """Frequency, recency, T and mean repeat spend per customer from a transactions log.
 
     Lines after ``end`` are ignored (that is the holdout); lines on the same day are one purchase
-    whose spend is their sum.
+    whose spend is their sum. Lines with a negative amount are returns, not purchases: they are
+    left out (a day with only returns is no purchase day).
 
     Examples
     --------
@@ -118,7 +119,7 @@ def _purchase_days(transactions: pd.DataFrame, customer: str, timestamp: str, am
              else pd.Series(0.0, index=transactions.index))
     lines = pd.DataFrame({"customer": transactions[customer].to_numpy(),
                           "day": when.dt.normalize().to_numpy(), "spend": spend.to_numpy(float)})
-    lines = lines[lines["day"] <= end.normalize()]
+    lines = lines[(lines["day"] <= end.normalize()) & ~(lines["spend"] < 0)]
     return lines.groupby(["customer", "day"], as_index=False, sort=True)["spend"].sum()
 
 
