@@ -247,6 +247,18 @@ def _excluded(result) -> list[tuple]:
 
 # ----------------------------------------------------------------------------------- the tests
 
+def _batch_and_spark_agree(spark, lm: LoadedModel, cust: Path, tx: Path | None):
+    """Score through batch (a) and Spark (c); the same features, segments, exclusions, as-of date.
+    Returns the batch result and its features for the API checks."""
+    want, features = _batch(lm, cust, tx)
+    got, spark_features = _spark(spark, lm, cust, tx)
+    _assert_same_features(spark_features, features, "spark")
+    _assert_same_rows(_rows(got.assignments), _rows(want.assignments), "spark")
+    assert _excluded(got) == _excluded(want)
+    assert got.as_of == want.as_of
+    return want, features
+
+
 _SETTINGS = settings(max_examples=2, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture,
                                             HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -262,11 +274,7 @@ def test_customers_only_parity(customers_model, spark, tmp_path_factory, batch) 
     cust = _write_csv(customers, CUSTOMER_COLUMNS, folder / "customers.csv")
 
     # (a) batch and (c) Spark: the same features, the same segments and exclusions
-    want, features = _batch(lm, cust, None)
-    got, spark_features = _spark(spark, lm, cust, None)
-    _assert_same_features(spark_features, features, "spark")
-    _assert_same_rows(_rows(got.assignments), _rows(want.assignments), "spark")
-    assert _excluded(got) == _excluded(want)
+    want, features = _batch_and_spark_agree(spark, lm, cust, None)
     rows = {r[0]: r for r in _rows(want.assignments)}
 
     # (b) the API's fast path: one customer's features, and its segment, through the app
@@ -303,12 +311,7 @@ def test_with_transactions_parity(tx_model, spark, tmp_path_factory, batch) -> N
     cust = _write_csv(customers, CUSTOMER_COLUMNS, folder / "customers.csv")
     tx = _write_csv(lines, TX_COLUMNS, folder / "transactions.csv")
 
-    want, features = _batch(lm, cust, tx)
-    got, spark_features = _spark(spark, lm, cust, tx)
-    _assert_same_features(spark_features, features, "spark")
-    _assert_same_rows(_rows(got.assignments), _rows(want.assignments), "spark")
-    assert _excluded(got) == _excluded(want)
-    assert got.as_of == want.as_of
+    want, features = _batch_and_spark_agree(spark, lm, cust, tx)
 
     with _client(create_app(tx_model)) as client:
         r = client.post("/v1/score", json={"customers": customers, "transactions": lines})
