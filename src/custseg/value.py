@@ -123,11 +123,13 @@ def _purchase_days(transactions: pd.DataFrame, customer: str, timestamp: str, am
     return lines.groupby(["customer", "day"], as_index=False, sort=True)["spend"].sum()
 
 
-def _unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of the given columns and how many customers share each."""
+def _distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Distinct rows of the given columns, how many customers share each, and each customer's
+    row (so per-row results map back with ``result[inverse]``)."""
     stacked = np.column_stack(columns)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
+    unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float), inverse.reshape(-1)
+
 
 
 def _maximise(objective, start: np.ndarray) -> tuple[float, ...]:
@@ -195,8 +197,8 @@ class BetaGeoModel:
 
     def fit(self, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) -> BetaGeoModel:  # noqa: N803
         """Maximum likelihood on the distinct (frequency, recency, T) rows, weighted by count."""
-        (x, t_x, big_t), weight = _unique_rows(np.asarray(frequency, float),
-                                               np.asarray(recency, float), np.asarray(T, float))
+        (x, t_x, big_t), weight, _ = _distinct_rows(np.asarray(frequency, float),
+                                                    np.asarray(recency, float), np.asarray(T, float))
         if len(weight) == 0 or not np.any(x > 0):
             raise InputError("the BG/NBD model needs at least one customer with a repeat purchase")
 
@@ -287,7 +289,7 @@ class GammaGammaModel:
         if usable.sum() < 3:
             raise InputError("the Gamma-Gamma spend model needs at least 3 repeat customers with a "
                              "positive mean spend", value=int(usable.sum()))
-        (x, m), weight = _unique_rows(frequency[usable], monetary[usable])
+        (x, m), weight, _ = _distinct_rows(frequency[usable], monetary[usable])
 
         def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
             params = np.exp(log_params)
@@ -325,12 +327,9 @@ def customer_value(bg: BetaGeoModel, gg: GammaGammaModel | None, summary: Purcha
     """
     month = DAYS_PER_MONTH / summary.unit_days
     # the purchase side depends on (frequency, recency, T) only: computed once per distinct row
-    stacked = np.column_stack([summary.frequency, summary.recency, summary.T])
-    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    x, t_x, big_t = rows[:, 0], rows[:, 1], rows[:, 2]
-    per_month = np.empty((horizon_months, len(rows)))
-    before = np.zeros(len(rows))
+    (x, t_x, big_t), _, inverse = _distinct_rows(summary.frequency, summary.recency, summary.T)
+    per_month = np.empty((horizon_months, len(x)))
+    before = np.zeros(len(x))
     for i in range(horizon_months):
         upto = bg.expected_purchases((i + 1) * month, x, t_x, big_t)
         per_month[i], before = upto - before, upto
