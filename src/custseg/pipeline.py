@@ -30,6 +30,7 @@ from custseg.ledger import Ledger
 from custseg.model import SegmentModel
 from custseg.preprocess import Preprocessor
 from custseg.profile import (
+    SegmentFacts,
     fit_projection,
     load_rules,
     name_segments,
@@ -331,7 +332,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed,
                            projection=projection)
         rules = load_rules(cfg.naming_rules)
-        name_segments(profiles, rules)
+        name_segments(profiles, rules, SegmentFacts(feats, labels))
         recommend(profiles, rules)
 
     return SegmentationResult(

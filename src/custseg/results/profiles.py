@@ -31,6 +31,8 @@ class SegmentProfile:
     name_rule: str | None = None
     description: str = ""
     evidence: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)          # the name's absolute checks
+    names_rejected: list[dict] = field(default_factory=list)  # names whose checks failed
     insights: list[str] = field(default_factory=list)
     recommendations: list[dict] = field(default_factory=list)
     opportunity: dict = field(default_factory=dict)
