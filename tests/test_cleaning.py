@@ -221,7 +221,9 @@ def test_prepare_customers_marketing_roles_and_kinds() -> None:
     assert table.frame.index[:2].tolist() == ["1000", "1001"]
     assert table.numeric == ["age", "income", "recency_days", "children", "education_level",
                              "NumWebVisitsMonth"]
-    assert table.binary == ["AcceptedCmp1", "Complain", "Response"]
+    # campaign responses and complaints are outcomes: profiled beside the segments, not traits
+    assert table.binary == []
+    assert table.outcomes == ["AcceptedCmp1", "Complain", "Response"]
     assert table.categorical == ["marital_status"]
     assert table.dates == ["signup_date"]
     assert table.category_spend == {"wines": "MntWines", "fruits": "MntFruits",
@@ -231,6 +233,37 @@ def test_prepare_customers_marketing_roles_and_kinds() -> None:
     assert table.deal_purchases == "NumDealsPurchases"
     assert table.roles["children"] == "Kidhome+Teenhome"
     assert ledger.sources["customers"].rows_used == 40
+
+
+def test_outcomes_inferred_configured_and_coded() -> None:
+    raw = pd.DataFrame({"id": [str(i) for i in range(8)],
+                        "age": [str(20 + 5 * i) for i in range(8)],
+                        "Churn": ["Yes", "No", "no", "YES", "No", "", "No", "No"],
+                        "plan": ["a", "b"] * 4,
+                        "satisfaction": [str(i % 3) for i in range(8)]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.outcomes == ["Churn"]
+    assert table.frame["Churn"].tolist()[:5] == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert np.isnan(table.frame["Churn"].iloc[5])
+    assert "Churn" not in table.numeric + table.binary + table.categorical
+    # the config names outcomes (a numeric one stays a number), or none at all
+    table, _ = _prepare_cu(raw, TableConfig(outcomes=["satisfaction"]), as_of=None)
+    assert table.outcomes == ["satisfaction"] and "Churn" in table.categorical
+    table, _ = _prepare_cu(raw, TableConfig(outcomes=[]), as_of=None)
+    assert table.outcomes == []
+    with pytest.raises(InputError, match="yes/no-like or numeric"):
+        _prepare_cu(raw, TableConfig(outcomes=["plan"]), as_of=None)
+
+
+def test_value_column_named_or_summed() -> None:
+    raw = pd.DataFrame({"id": [str(i) for i in range(6)],
+                        "TotalCharges": ["10", "20", " ", "40", "50", "60"],
+                        "Fresh": [str(i) for i in range(6)], "Milk": [str(2 * i) for i in range(6)]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.value_column == "TotalCharges"
+    table, _ = _prepare_cu(raw, TableConfig(value=["Fresh", "Milk"]), as_of=None)
+    assert table.value_column == "total_value"
+    assert table.frame["total_value"].tolist() == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
 
 
 def test_prepare_customers_values() -> None:

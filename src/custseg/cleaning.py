@@ -29,8 +29,11 @@ from custseg.derive import (
     CHILDREN,
     EDUCATION_FEATURE,
     EDUCATION_LEVELS,
+    NEGATIVE_TOKENS,
     NO_LABEL,
     NUMERIC_ROLES,
+    OUTCOME_NAMES,
+    POSITIVE_TOKENS,
     RETURN_FLAGS,
     UNKNOWN_TOKENS,
     YES_FLAGS,
@@ -58,6 +61,12 @@ from custseg.roles import (
 DISCOUNT_FLAGS = YES_FLAGS  # a yes/no discount cell meaning "yes"
 PARALLEL_MIN_ROWS = 200_000  # customers tables this long parse their other columns two at a time
 
+# a customers table's value column, by normalised name
+VALUE_NAMES = {"totalcharges", "totalspend", "totalspent", "totalspending", "spend", "spending",
+               "revenue", "totalrevenue", "sales", "totalsales", "monetary", "clv",
+               "customerlifetimevalue", "lifetimevalue", "totalamount", "amountspent",
+               "purchaseamount", "totalpurchaseamount"}
+
 # --------------------------------------------------------------------------------------------
 # typed tables
 
@@ -83,6 +92,8 @@ class CustomerTable:
     ignored: dict[str, str] = field(default_factory=dict)          # column -> why
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
     fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
+    outcomes: list[str] = field(default_factory=list)  # outcome columns: profiled, not modelled
+    value_column: str | None = None                    # what a segment's value share is of
 
 
 @dataclass
@@ -170,6 +181,8 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     as_of = c.add_signup_date(as_of)
     c.add_demographics(as_of, fences)
     c.add_aggregates()
+    c.add_outcomes()
+    c.add_value()
     c.add_other_columns()
     return c.table()
 
@@ -199,6 +212,8 @@ class _CustomerCleaning:
         self.channel_purchases: dict[str, str] = {}
         self.deal_purchases: str | None = None
         self.birth_date: pd.Series | None = None
+        self.outcomes: list[str] = []
+        self.value_column: str | None = None
 
     # ---- typed columns (in the frame's index), with unparseable values counted as missing
 
@@ -372,6 +387,67 @@ class _CustomerCleaning:
             self.frame[f"__raw__{c}"] = self.num(c).clip(lower=0)
             self.used.add(c)
 
+    def add_outcomes(self) -> None:
+        """Outcome columns (the config's ``outcomes``, or columns named like churn, response,
+        AcceptedCmp3, complain, subscribed, y): yes/no-like columns become 0/1 rates and numeric
+        ones stay numbers; they are profiled per segment and never clustered on."""
+        named = self.cfg.outcomes
+        candidates = (list(named) if named is not None else
+                      [c for c in self.columns if c not in self.used
+                       and c not in self.cfg.categorical and c not in self.cfg.numeric
+                       and OUTCOME_NAMES.match(normalise(c))])
+        for c in candidates:
+            if c not in self.columns:
+                raise ConfigError(f"{self.file}: outcome column '{c}' named in the config is not "
+                                  f"in the file; columns seen: {', '.join(self.columns)}")
+            values = self._outcome_values(c)
+            if values is None:
+                if named is not None:
+                    raise InputError("an outcome must be yes/no-like or numeric", file=self.file,
+                                     column=c, value=str(self.raw[c].dropna().iloc[0]))
+                continue  # a look-alike name with other content: an ordinary column
+            name = _feature_name(c, self.frame)
+            self.frame[name] = values
+            self.outcomes.append(name)
+            self.used.add(c)
+
+    def _outcome_values(self, c: str) -> pd.Series | None:
+        vals, bad = parse_numeric(self.raw[c], file=self.file, column=c, rows=self.rows,
+                                  on_invalid="exclude")
+        if not bad.any() and vals[self.keep].notna().any():
+            return pd.Series(vals.to_numpy(dtype="float64"), index=self.frame.index)
+        text = clean_text(self.raw[c])
+        tokens = text.map(lambda v: normalise(v) if isinstance(v, str) else v)
+        present = tokens[self.keep].dropna()
+        levels = set(present.unique())
+        if not present.size or not levels <= (POSITIVE_TOKENS | NEGATIVE_TOKENS):
+            return None
+        out = tokens.map(lambda v: (1.0 if v in POSITIVE_TOKENS else 0.0)
+                         if isinstance(v, str) else np.nan)
+        return pd.Series(out.to_numpy(dtype="float64"), index=self.frame.index)
+
+    def add_value(self) -> None:
+        """The value column of a customers table: the config's ``value`` (one column, or
+        several summed), else a column named like total charges / total spend / revenue."""
+        cols = self.cfg.value
+        if cols is None:
+            found = [c for c in self.columns if c not in self.used
+                     and normalise(c) in VALUE_NAMES]
+            if not found:
+                return
+            cols = found[0]
+        names = [cols] if isinstance(cols, str) else list(cols)
+        for c in names:
+            if c not in self.columns:
+                raise ConfigError(f"{self.file}: value column '{c}' named in the config is not "
+                                  f"in the file; columns seen: {', '.join(self.columns)}")
+        if len(names) == 1:
+            self.value_column = names[0]  # also a feature, typed with the other columns
+            return
+        total = sum(self.num(c).fillna(0.0) for c in names)
+        self.frame["total_value"] = total
+        self.value_column = "total_value"
+
     def add_other_columns(self) -> None:
         """Every other column: numeric, binary, categorical, or ignored (with the reason).
 
@@ -477,7 +553,7 @@ class _CustomerCleaning:
             dates=self.dates, category_spend=self.category_spend,
             channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
             ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
-            fences=self.fences)
+            fences=self.fences, outcomes=self.outcomes, value_column=self.value_column)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:

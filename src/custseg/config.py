@@ -49,6 +49,16 @@ class TableConfig(_Strict):
     categorical: list[str] = Field(default_factory=list, description="columns to treat as categories")
     numeric: list[str] = Field(default_factory=list, description="columns to treat as numbers")
     ignore: list[str] = Field(default_factory=list, description="columns not to use at all")
+    outcomes: list[str] | None = Field(
+        default=None, description="outcome columns (churn, campaign response, complaints …): "
+        "profiled per segment as rates or means beside the base, never clustered on; default: "
+        "inferred from common names (churn, response, AcceptedCmp*, complain, subscribed, y); "
+        "[] for none")
+    value: str | list[str] | None = Field(
+        default=None, description="a customers table's value column (e.g. TotalCharges), or "
+        "columns summed into one (e.g. annual spend per product family): each segment's share "
+        "of it is reported; default: pre-aggregated Mnt* spend, or a column named like "
+        "total charges / total spend / revenue")
     date_format: str | None = Field(default=None, description="strftime format for date columns")
     delimiter: str | None = None
     encoding: str | None = None

@@ -15,6 +15,7 @@ nan
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +100,15 @@ CANCELLATION_PREFIX = "C"  # an order id starting with it (any case) is a cancel
 NO_LABEL = "Unknown"  # a line's category / channel when the cell is empty
 
 __all__ += ["RETURN_FLAGS", "YES_FLAGS", "CANCELLATION_PREFIX", "NO_LABEL"]
+
+
+# ---- outcome columns: results of past marketing, profiled per segment, never clustered on
+# (normalised names: lower case, letters and digits only)
+OUTCOME_NAMES = re.compile(
+    r"^(?:churn|churned|churnflag|churnlabel|exited|attrition|attritionflag|attrited|"
+    r"response|responded|acceptedcmp\d*|accepted|complain|complained|complaint|complaints|"
+    r"subscribed|y|converted|conversion|deposit|termdeposit)$")
+POSITIVE_TOKENS = {"yes", "y", "true", "t", "1", "churned", "attrited", "attritedcustomer",
+                   "exited", "subscribed", "responded", "converted", "accepted"}
+NEGATIVE_TOKENS = {"no", "n", "false", "f", "0", "stayed", "existingcustomer", "retained",
+                   "notsubscribed", "notconverted"}

@@ -61,6 +61,7 @@ class FeatureTable:
     value_column: str | None
     definitions: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. category_share -> columns
+    outcomes: list[str] = field(default_factory=list)  # profiled per segment, never modelled
 
     @property
     def model_columns(self) -> list[str]:
@@ -404,8 +405,13 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         categorical += customers.categorical
         frame, pre = _pre_aggregated(frame, customers, groups)
         numeric += [c for c in pre if c not in numeric]
-        if not has_tx and "monetary" in frame.columns:
+        if not has_tx and customers.value_column in frame.columns:
+            value_column = customers.value_column
+            if value_column not in [*numeric, *binary]:
+                descriptive.append(value_column)
+        elif not has_tx and "monetary" in frame.columns:
             value_column = "monetary"
+        descriptive += [c for c in customers.outcomes if c not in descriptive]
     else:
         frame = beh
 
@@ -458,6 +464,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
     frame = _sort_by_id(frame)
     return FeatureTable(frame=frame, numeric=numeric, binary=binary, categorical=categorical,
                         descriptive=descriptive, as_of=as_of, value_column=value_column,
+                        outcomes=list(customers.outcomes) if customers is not None else [],
                         definitions=definitions, groups=groups)
 
 

@@ -573,6 +573,8 @@ _TRAIT_WORDS = {
     "items_per_order": ("Few items per order", "Many items per order"),
     "online_share": ("Offline", "Online"),
 }
+_VAGUE_LEVELS = {"unknown", "unk", "other", "others", "missing", "na", "none", "notknown",
+                 "blank", "nonexistent"}
 _YES = {"yes", "y", "true", "1", "t"}
 _NO = {"no", "n", "false", "0", "f"}
 MAX_NAME = 40
@@ -601,9 +603,14 @@ def trait_words(d: dict) -> str | None:
         return label
     if lv.lower() in _NO:
         return f"No {_plain(label)}"
+    if re.sub(r"[^a-z]", "", lv.lower()) in _VAGUE_LEVELS:
+        return None  # "unknown", "other": not a trait to name a segment after
     if re.fullmatch(r"[-+]?\d+(?:\.\d+)?", lv) or len(lv) < 3:
         return f"{label} {lv}"
-    return lv[:1].upper() + lv[1:]
+    words = set(re.findall(r"[a-z]+", label.lower()))
+    if words & set(re.findall(r"[a-z]+", lv.lower())) or label.lower() in ("gender", "sex"):
+        return lv[:1].upper() + lv[1:]  # "No internet service", "Female"
+    return f"{lv[:1].upper()}{lv[1:]} {_plain(label)}"  # "Month-to-month contract"
 
 
 def _join_traits(parts: list[str]) -> str:

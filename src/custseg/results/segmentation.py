@@ -143,6 +143,18 @@ class SegmentationResult:
                 feats[c] = feats[c].astype("float64").round(6)
         return pd.concat([out, feats], axis=1)
 
+    def outcome_rates(self, seg) -> dict[str, dict[str, float | None]]:
+        """Each outcome column's mean in the segment (a rate for yes/no outcomes) beside the
+        base's, and the ratio of the two."""
+        out = {}
+        for c in self.features.outcomes:
+            m = seg.means.get(c)
+            b = self.profiles.population.get(c, {}).get("mean")
+            ok = m is not None and b is not None and np.isfinite(m) and np.isfinite(b)
+            out[c] = {"segment": round(m, 6) if ok else None, "base": round(b, 6) if ok else None,
+                      "index": round(m / b, 4) if ok and b else None}
+        return out
+
     def rows_summary(self) -> dict:
         return {name: s.to_dict() for name, s in self.ledger.sources.items()}
 
@@ -172,6 +184,8 @@ class SegmentationResult:
             "features": {
                 "model": self.features.model_columns,
                 "descriptive": self.features.descriptive,
+                "outcomes": self.features.outcomes,
+                "value_column": self.features.value_column,
                 "encoded": self.preprocessor.feature_names_out_,
                 "transforms": [s.to_dict() for s in self.preprocessor.specs_],
                 "definitions": {k: v for k, v in self.features.definitions.items()
@@ -182,7 +196,9 @@ class SegmentationResult:
                 {"segment_id": s.segment_id, "name": s.name, "size": s.size,
                  "share": round(s.share, 6),
                  "revenue_share": None if s.revenue_share is None else round(s.revenue_share, 6),
-                 "evidence": s.evidence}
+                 "outcomes": self.outcome_rates(s),
+                 "evidence": s.evidence, "checks": s.checks,
+                 "names_rejected": s.names_rejected}
                 for s in self.profiles.segments
             ],
             "warnings": self.ledger.warnings + [{"category": "k-selection", "message": w}
