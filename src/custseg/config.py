@@ -138,6 +138,15 @@ class SegmentationConfig(_Strict):
         return v
 
 
+class ReportConfig(_Strict):
+    """How the report states amounts."""
+
+    currency: str | None = Field(
+        default=None, max_length=8,
+        description="symbol or code put before amounts (e.g. '£', 'EUR '); default: inferred "
+        "from the amount / value column names (usd, dollar, eur, gbp, £ …), else none")
+
+
 class Config(_Strict):
     """The whole run configuration."""
 
@@ -145,6 +154,7 @@ class Config(_Strict):
     transactions: TableConfig = Field(default_factory=TableConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     naming_rules: str | None = Field(default=None, description="a TOML rules table replacing the built-in one")
 
     @classmethod

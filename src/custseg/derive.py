@@ -112,3 +112,24 @@ POSITIVE_TOKENS = {"yes", "y", "true", "t", "1", "churned", "attrited", "attrite
                    "exited", "subscribed", "responded", "converted", "accepted"}
 NEGATIVE_TOKENS = {"no", "n", "false", "f", "0", "stayed", "existingcustomer", "retained",
                    "notsubscribed", "notconverted"}
+
+
+# ---- the currency an amount column's name shows: (token in the name, symbol)
+CURRENCY_TOKENS = (("usd", "$"), ("dollar", "$"), ("dollars", "$"), ("$", "$"), ("eur", "€"),
+                   ("euro", "€"), ("euros", "€"), ("€", "€"), ("gbp", "£"), ("pound", "£"),
+                   ("pounds", "£"), ("sterling", "£"), ("£", "£"), ("inr", "₹"), ("rupees", "₹"),
+                   ("₹", "₹"), ("jpy", "¥"), ("yen", "¥"), ("¥", "¥"))
+
+
+def infer_currency(names: list[str]) -> str | None:
+    """The currency symbol the column names show ("dollar_value", "Amount (EUR)", "price_£"),
+    or None when they show none (or several).
+
+    >>> infer_currency(["customer_id", "dollar_value"]), infer_currency(["amount"])
+    ('$', None)
+    """
+    found = set()
+    for name in names:
+        tokens = set(re.findall(r"[a-z]+|[$€£₹¥]", str(name).lower()))
+        found |= {sym for tok, sym in CURRENCY_TOKENS if tok in tokens}
+    return found.pop() if len(found) == 1 else None

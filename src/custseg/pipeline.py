@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
 from custseg.config import Config
+from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable, build_features
@@ -97,6 +98,7 @@ class PreparedData:
     ignored_columns: dict[str, str]
     fences: dict[str, float | None] = field(default_factory=dict)
     transactions_engine: str | None = None   # "duckdb" or "pandas": where they were cleaned
+    currency: str | None = None              # the symbol the amount / value column names show
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
@@ -188,11 +190,15 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
         as_of = feats.as_of or as_of
         account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
+    tx_roles = tx.roles if tx is not None else sql_tx.roles if sql_tx is not None else {}
+    money_columns = [col for role, col in tx_roles.items() if role in ("amount", "unit_price")]
+    if cust is not None and cust.value_column:
+        money_columns.append(cust.value_column)
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
                         ignored_columns=dict(cust.ignored) if cust is not None else {},
                         fences=dict(cust.fences) if cust is not None else {},
-                        transactions_engine=engine)
+                        transactions_engine=engine, currency=infer_currency(money_columns))
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -332,14 +338,17 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed,
                            projection=projection)
         rules = load_rules(cfg.naming_rules)
-        name_segments(profiles, rules, SegmentFacts(feats, labels))
-        recommend(profiles, rules)
+        facts = SegmentFacts(feats, labels)
+        name_segments(profiles, rules, facts)
+        currency = cfg.report.currency if cfg.report.currency is not None else data.currency
+        recommend(profiles, rules, currency or "", facts=facts, outcomes=feats.outcomes)
 
     return SegmentationResult(
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
-        ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts)
+        ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
+        currency=currency or "")
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,

@@ -575,8 +575,8 @@ _TRAIT_WORDS = {
 }
 _VAGUE_LEVELS = {"unknown", "unk", "other", "others", "missing", "na", "none", "notknown",
                  "blank", "nonexistent"}
-_YES = {"yes", "y", "true", "1", "t"}
-_NO = {"no", "n", "false", "0", "f"}
+_YES = {"yes", "y", "true"}  # (a level "1" is a code: "Channel 1")
+_NO = {"no", "n", "false"}
 MAX_NAME = 40
 
 

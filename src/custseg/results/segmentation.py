@@ -118,6 +118,7 @@ class SegmentationResult:
     # report charts already drawn (PNG bytes by name): a big run draws the k-selection chart
     # while its final K-Means runs; the report draws whatever is missing
     charts: dict[str, bytes] = field(default_factory=dict)
+    currency: str = ""  # put before amounts in the report ([report] currency, or inferred)
 
     @property
     def k(self) -> int:
@@ -173,6 +174,7 @@ class SegmentationResult:
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "seed": self.config.segmentation.seed,
             "k": self.k,
+            "currency": self.currency or None,
             "no_strong_structure": self.selection.no_strong_structure,
             "k_selection": sel,
             "final_fit": {"init": getattr(self.model, "init_", None),
