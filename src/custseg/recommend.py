@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from custseg.labels import money
 from custseg.profile import (
     NamingRule,
     Profiles,
@@ -44,17 +45,6 @@ INDEX_MIN = 1.2     # a level is "over-indexing" at 1.2x the base's share or mor
 UNDER_INDEX = 0.8   # ... and "under-indexing" at 0.8x or less
 MIN_SHARE = 0.05    # and only when it is at least 5% of the segment's spend / orders
 PRICE_INDEX = 1.25  # median order value 25% above (or 1/1.25 below) the base's: a price point
-
-
-def money(x: float | None, currency: str) -> str:
-    """An amount in the data's currency, one format everywhere: "£1.2M", "$45,310", "812"."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    sign = "-" if x < 0 else ""
-    a = abs(x)
-    body = (f"{a / 1e9:.1f}B" if a >= 1e9 else f"{a / 1e6:.1f}M" if a >= 1e6
-            else f"{a:,.0f}" if a >= 100 else f"{a:,.2f}")
-    return f"{sign}{currency}{body}"
 
 
 def indexing_levels(seg: SegmentProfile, profiles: Profiles, group: str, *,

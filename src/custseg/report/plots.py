@@ -24,6 +24,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
+from custseg.labels import money  # noqa: E402
+
 # Colour-blind-safe qualitative colours: Okabe & Ito (2008) without yellow and black, then Paul
 # Tol's "muted" wine, olive, indigo and teal. A segment's colour is PALETTE[its position].
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255",
@@ -75,11 +77,9 @@ def fmt_num(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def fmt_money(v: float | None) -> str:
-    """Money: whole units from 100 up, else two decimals."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+def fmt_money(v: float | None, currency: str = "") -> str:
+    """Money in the one format of every output (:func:`custseg.labels.money`)."""
+    return money(v, currency)
 
 
 def _png(fig) -> bytes:

@@ -91,6 +91,14 @@ def _env() -> Environment:
     return env
 
 
+def _portrait(s: SegmentProfile) -> str:
+    """One line on who they are: the name's description for an archetype, else the first
+    piece of evidence (its figures without the check's threshold)."""
+    if s.name_rule and s.description:
+        return s.description
+    return s.evidence[0].split("; needed ", 1)[0] if s.evidence else s.description
+
+
 def _seg_label(s: SegmentProfile) -> str:
     return f"{s.segment_id}. {s.name}"
 
@@ -355,6 +363,16 @@ class _View:
                    "higher than average; blue: lower; colours saturate at ±2.")
         return _image(png, alt, caption)
 
+    def outcome_columns(self) -> list[dict]:
+        """The outcome columns shown beside the segments (at most four: those whose rates
+        differ most between segments), with the base rate."""
+        f, pop = self.r.features, self.r.profiles.population
+        cols = [c for c in f.outcomes if c in pop]
+        spread = {c: np.nanmax([s.means.get(c, np.nan) for s in self.segs])
+                  - np.nanmin([s.means.get(c, np.nan) for s in self.segs]) for c in cols}
+        cols = sorted(cols, key=lambda c: (-spread[c], c))[:4]
+        return [{"column": c, "label": feature_label(c), "base": pop[c]["mean"]} for c in cols]
+
     def overview_rows(self) -> list[dict]:
         rows = []
         for s, colour, lab in zip(self.segs, self.colours, self.labels, strict=True):
@@ -363,6 +381,8 @@ class _View:
             rows.append({"s": s, "colour": colour, "label": lab, "index": index,
                          "silhouette": self.sil_by_segment.get(s.segment_id),
                          "rank": s.opportunity.get("rank"),
+                         "portrait": _portrait(s),
+                         "outcomes": {c: s.means.get(c) for c in self.r.features.outcomes},
                          "top_action": s.recommendations[0] if s.recommendations else None})
         return rows
 
@@ -583,8 +603,26 @@ def render_report(result: SegmentationResult) -> str:
         k_rows=v.k_rows(), k_image=v.k_image(), silhouette_image=v.silhouette_image(),
         map_image=v.map_image(), sizes_image=v.sizes_image(), heatmap_image=v.heatmap_image(),
         overview=v.overview_rows(), cards=v.cards(), colours=v.colours,
-        stability_min=STABILITY_MIN,
+        stability_min=STABILITY_MIN, currency=result.currency,
+        outcome_columns=v.outcome_columns(), k_best=_k_best(sel),
     )
+
+
+def _k_best(sel) -> dict:
+    """Which k each criterion prefers, for the sentence that names them."""
+    sc = sel.scores
+    best = {"silhouette": max(sc, key=lambda s: s.silhouette).k,
+            "ch": max(sc, key=lambda s: s.criteria.get("calinski_harabasz", -np.inf)).k,
+            "db": min(sc, key=lambda s: s.criteria.get("davies_bouldin", np.inf)).k}
+    stab = [s for s in sc if s.stability is not None]
+    if stab:
+        ok = [s.k for s in stab if s.stability >= STABILITY_MIN]
+        best["stability_text"] = (
+            f"at least {STABILITY_MIN} for k = {', '.join(map(str, ok))}" if ok
+            else f"below {STABILITY_MIN} for every k")
+    else:
+        best["stability_text"] = "not measured in this run"
+    return best
 
 
 def _md(text: Any) -> str:
