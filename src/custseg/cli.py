@@ -130,6 +130,7 @@ def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | 
     --transactions-table/-query options go into the config's [source], [customers] and
     [transactions] (the command line wins over the file); the pipeline reads them from there."""
     from custseg.config import Config
+    from custseg.errors import ConfigError
     from custseg.io.db import is_db_url
 
     url = None
@@ -141,12 +142,12 @@ def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | 
     for table, other in (("customers", customers), ("transactions", transactions)):
         opts = [f"--{k.replace('_', '-')}" for k in given if k.startswith(table)]
         if len(opts) > 1:
-            raise typer.BadParameter(f"give one of {' and '.join(opts)}")
+            raise ConfigError(f"give one of {' and '.join(opts)}")
         if opts and other is not None:
-            raise typer.BadParameter(f"{opts[0]} reads the {table} from the database: leave "
+            raise ConfigError(f"{opts[0]} reads the {table} from the database: leave "
                                      f"out the {table} file {other}")
     if url is None and cfg.source.url is None:
-        raise typer.BadParameter(f"--{next(iter(given)).replace('_', '-')} needs a database: "
+        raise ConfigError(f"--{next(iter(given)).replace('_', '-')} needs a database: "
                                  "give postgresql://user@host:port/database as the first "
                                  "argument or [source] url in the config")
     data = cfg.model_dump()
@@ -157,7 +158,7 @@ def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | 
         data[table].update({"path": None, "table": None, "query": None, kind: value})
     cfg = Config.from_dict(data, source="command line")
     if cfg.db_source("customers") is None and cfg.db_source("transactions") is None:
-        raise typer.BadParameter("with a database URL, say what to read: --customers-table, "
+        raise ConfigError("with a database URL, say what to read: --customers-table, "
                                  "--customers-query, --transactions-table or "
                                  "--transactions-query")
     return cfg, customers

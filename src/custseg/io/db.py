@@ -96,9 +96,20 @@ class DbSource:
         return f"query '{q if len(q) <= _MAX_QUERY_SHOWN else q[:_MAX_QUERY_SHOWN] + '…'}'"
 
     @property
+    def server(self) -> str:
+        """The URL as shown: no password (not even one that a query happens to spell out)."""
+        return _scrub(scrub_url(self.url), self.url)
+
+    @property
     def label(self) -> str:
         """How the source is named in messages and in summary.json (no password)."""
-        return f"{scrub_url(self.url)} ({self.what})"
+        return _scrub(f"{scrub_url(self.url)} ({self.what})", self.url)
+
+    def error(self, message: str, *, whole: bool = True, column: str | None = None
+              ) -> InputError:
+        """An InputError naming this source (``whole``: with the table or query), scrubbed."""
+        return InputError(_scrub(message, self.url), file=self.label if whole else self.server,
+                          column=column)
 
     def __str__(self) -> str:
         return self.label
@@ -165,8 +176,7 @@ def _connect(source: DbSource):
                                int(os.environ.get("PGCONNECT_TIMEOUT", "10")))
     except psycopg.Error as exc:
         msg = _scrub(" ".join(str(exc).split()), url)
-        raise InputError(f"cannot connect to the database ({msg})",
-                         file=scrub_url(source.url)) from None
+        raise source.error(f"cannot connect to the database ({msg})", whole=False) from None
     conn.read_only = True   # a query is only ever read: no DELETE … RETURNING through custseg
     with conn.cursor() as cur:
         # the same text for a typed value whatever the server's or the role's settings
@@ -185,12 +195,12 @@ def _relation(source: DbSource):
     if source.table is not None:
         parts = [p.strip().strip('"') for p in source.table.split(".")]
         if not all(parts) or len(parts) > 3:
-            raise InputError(f"{source.table!r} is not a table name (name or schema.name)",
-                             file=scrub_url(source.url))
+            raise source.error(f"{source.table!r} is not a table name (name or schema.name)",
+                               whole=False)
         return sql.Identifier(*parts)
     query = source.query.strip().rstrip(";").strip()
     if not query:
-        raise InputError("the query is empty", file=scrub_url(source.url))
+        raise source.error("the query is empty", whole=False)
     return sql.SQL("({})").format(sql.SQL(query))
 
 
@@ -221,7 +231,6 @@ def iter_batches(source: DbSource) -> Iterator:
 
     from custseg.io.readers import NA_VALUES
 
-    url = scrub_url(source.url)
     conn = _connect(source)
     try:
         rel = _relation(source)
@@ -232,22 +241,20 @@ def iter_batches(source: DbSource) -> Iterator:
         except pgerr.UndefinedTable as exc:
             conn.rollback()
             if source.table is None:
-                raise InputError(f"query failed: {_scrub(_pg_message(exc), source.url)}",
-                                 file=source.label) from None
+                raise source.error(f"query failed: {_pg_message(exc)}") from None
             known = _similar_tables(conn, source.table)
-            raise InputError(
+            raise source.error(
                 f"table {source.table!r} does not exist in this database"
                 + (f" (tables: {', '.join(known)})" if known else " (it has no tables)"),
-                file=url) from None
+                whole=False) from None
         except pgerr.Error as exc:
-            raise InputError(f"query failed: {_scrub(_pg_message(exc), source.url)}",
-                             file=source.label) from None
+            raise source.error(f"query failed: {_pg_message(exc)}") from None
         if not names:
-            raise InputError("the query returns no columns", file=source.label)
+            raise source.error("the query returns no columns")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InputError("duplicate column name in the result (give each column its own "
-                             "name with AS)", file=source.label, column=dupes[0])
+            raise source.error("duplicate column name in the result (give each column its own "
+                               "name with AS)", column=dupes[0])
         select = sql.SQL("COPY (SELECT {} FROM {} AS custseg_source) TO STDOUT (FORMAT csv)").format(
             sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(n)) for n in names), rel)
         yield from _stream(conn, select, names, source, pa, NA_VALUES)
@@ -285,11 +292,10 @@ def _stream(conn, copy_sql, names: list[str], source: DbSource, pa, na_values: l
                 total += len(lines)
                 yield parse(lines)
     except pgerr.Error as exc:
-        raise InputError(f"query failed: {_scrub(_pg_message(exc), source.url)}",
-                         file=source.label) from None
+        raise source.error(f"query failed: {_pg_message(exc)}") from None
     if total == 0:
-        raise InputError(f"no rows (the {'table is empty' if source.table else 'query returns nothing'}"
-                         f"; columns: {', '.join(names)})", file=source.label)
+        what = "the table is empty" if source.table else "the query returns nothing"
+        raise source.error(f"no rows ({what}; columns: {', '.join(names)})")
 
 
 def read_db(source: DbSource) -> pd.DataFrame:
