@@ -184,6 +184,12 @@ def _connect(source: DbSource):
         cur.execute("SET DateStyle = 'ISO, YMD'")
         cur.execute("SET IntervalStyle = 'iso_8601'")
         cur.execute("SET extra_float_digits = 1")
+        # rows in a stable order, so excluded.csv's row numbers and every tie-break repeat: a
+        # table is read from its first block (a synchronized scan starts wherever another scan
+        # of a big table is or was) and no parallel workers interleave their rows; a query
+        # without ORDER BY still has no order promised by SQL
+        cur.execute("SET synchronize_seqscans = off")
+        cur.execute("SET max_parallel_workers_per_gather = 0")
     return conn
 
 
