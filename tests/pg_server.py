@@ -94,7 +94,11 @@ def _run(server: Server | None, cmd: list[str], check: bool = True,
 def start(password: str = "s3cr3t-Pw-7f1c") -> Server:
     """Start a fresh cluster; the caller stops it with :meth:`Server.stop`."""
     bins = bin_dir()
-    root = Path(tempfile.mkdtemp(prefix="custseg-pg-"))
+    # as root the server runs as `postgres`, which must reach the folder: not under a private
+    # $TMPDIR such as /root/tmp
+    root = Path(tempfile.mkdtemp(prefix="custseg-pg-",
+                                 dir="/tmp" if os.geteuid() == 0 and Path("/tmp").is_dir()
+                                 else None))
     server = Server(root=root, port=free_port(), password=password)
     server.socket_dir.mkdir()
     superpw = root / "superuser.pw"

@@ -319,3 +319,11 @@ def test_errors_are_input_errors(pg, shop, pgpassword) -> None:
     with pytest.raises(InputError, match="duplicate column name"):
         read_db(DbSource(pg.url, query="select 1 as a, 2 as a"))
 
+
+
+def test_missing_driver_names_the_extra(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)   # as if not installed
+    with pytest.raises(ConfigError, match=r'pip install "custseg\[postgres\]"'):
+        read_db(DbSource("postgresql://u@127.0.0.1:1/db", table="t"))

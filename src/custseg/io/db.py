@@ -232,6 +232,8 @@ def iter_batches(source: DbSource) -> Iterator:
         refused, duplicate column names, no rows at all.
     """
     import pyarrow as pa
+
+    _driver()   # psycopg missing: say which extra installs it
     from psycopg import errors as pgerr
     from psycopg import sql
 
