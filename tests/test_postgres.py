@@ -258,6 +258,14 @@ def test_the_password_is_never_shown(pg, shop, tmp_path: Path, monkeypatch) -> N
     _assert_bad(_segment([pg.url, "--customers-query", f"select '{pw}'::integer"], out), out,
                 pw, "query failed", "invalid input syntax", "***")
 
+    # ... and so is one that a ${NAME} in the URL brings in
+    monkeypatch.delenv("PGPASSWORD")
+    monkeypatch.setenv("CUSTSEG_TEST_PGPW", pw)
+    url = f"postgresql://{pg.user}:${{CUSTSEG_TEST_PGPW}}@{pg.host}:{pg.port}/{pg.dbname}"
+    out = tmp_path / "env"
+    _assert_bad(_segment([url, "--customers-query", f"select '{pw}'::integer"], out), out,
+                pw, "query failed", "invalid input syntax", "***")
+
 
 def test_bad_sources_exit_2_naming_the_source(pg, shop, pgpassword, tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -20,12 +20,13 @@ through :func:`scrub_url` / :func:`_scrub`, which put ``***`` in its place.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -132,6 +133,8 @@ def _expand_env(url: str) -> str:
 def _secrets(url: str) -> list[str]:
     """Every form of the password that could show up in a driver's message."""
     out = []
+    with contextlib.suppress(ConfigError):   # an unset ${NAME}: nothing of it to hide
+        url = _expand_env(url)
     try:
         parts = urlsplit(url)
         if parts.password:
@@ -141,7 +144,6 @@ def _secrets(url: str) -> list[str]:
         pass
     if os.environ.get("PGPASSWORD"):
         out.append(os.environ["PGPASSWORD"])
-    from urllib.parse import unquote
     out += [unquote(s) for s in out]
     return sorted({s for s in out if s}, key=len, reverse=True)
 
@@ -171,25 +173,32 @@ def _pg_message(exc: Exception) -> str:
 def _connect(source: DbSource):
     psycopg = _driver()
     url = _expand_env(source.url)
+    # libpq waits for ever on an unreachable host: 10 s unless the URL or PGCONNECT_TIMEOUT say
+    timeout = ({} if "connect_timeout" in url or "PGCONNECT_TIMEOUT" in os.environ
+               else {"connect_timeout": 10})
     try:
-        conn = psycopg.connect(url, autocommit=False, connect_timeout=
-                               int(os.environ.get("PGCONNECT_TIMEOUT", "10")))
+        conn = psycopg.connect(url, autocommit=False, **timeout)
     except psycopg.Error as exc:
         msg = _scrub(" ".join(str(exc).split()), url)
         raise source.error(f"cannot connect to the database ({msg})", whole=False) from None
-    conn.read_only = True   # a query is only ever read: no DELETE … RETURNING through custseg
-    with conn.cursor() as cur:
-        # the same text for a typed value whatever the server's or the role's settings
-        cur.execute("SET TIME ZONE 'UTC'")
-        cur.execute("SET DateStyle = 'ISO, YMD'")
-        cur.execute("SET IntervalStyle = 'iso_8601'")
-        cur.execute("SET extra_float_digits = 1")
-        # rows in a stable order, so excluded.csv's row numbers and every tie-break repeat: a
-        # table is read from its first block (a synchronized scan starts wherever another scan
-        # of a big table is or was) and no parallel workers interleave their rows; a query
-        # without ORDER BY still has no order promised by SQL
-        cur.execute("SET synchronize_seqscans = off")
-        cur.execute("SET max_parallel_workers_per_gather = 0")
+    try:
+        conn.read_only = True   # a query is only ever read: no side effects through custseg
+        with conn.cursor() as cur:
+            # the same text for a typed value whatever the server's or the role's settings
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.execute("SET DateStyle = 'ISO, YMD'")
+            cur.execute("SET IntervalStyle = 'iso_8601'")
+            cur.execute("SET extra_float_digits = 1")
+            # rows in a stable order, so excluded.csv's row numbers and every tie-break repeat:
+            # a table is read from its first block (a synchronized scan starts wherever another
+            # scan of a big table is or was) and no parallel workers interleave their rows; a
+            # query without ORDER BY still has no order promised by SQL
+            cur.execute("SET synchronize_seqscans = off")
+            cur.execute("SET max_parallel_workers_per_gather = 0")
+    except psycopg.Error as exc:
+        conn.close()
+        raise source.error(f"cannot set up the session ({_pg_message(exc)})",
+                           whole=False) from None
     return conn
 
 
