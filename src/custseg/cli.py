@@ -145,11 +145,11 @@ def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | 
             raise ConfigError(f"give one of {' and '.join(opts)}")
         if opts and other is not None:
             raise ConfigError(f"{opts[0]} reads the {table} from the database: leave "
-                                     f"out the {table} file {other}")
+                              f"out the {table} file {other}")
     if url is None and cfg.source.url is None:
         raise ConfigError(f"--{next(iter(given)).replace('_', '-')} needs a database: "
-                                 "give postgresql://user@host:port/database as the first "
-                                 "argument or [source] url in the config")
+                          "give postgresql://user@host:port/database as the first "
+                          "argument or [source] url in the config")
     data = cfg.model_dump()
     if url is not None:
         data["source"]["url"] = url
@@ -159,8 +159,7 @@ def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | 
     cfg = Config.from_dict(data, source="command line")
     if cfg.db_source("customers") is None and cfg.db_source("transactions") is None:
         raise ConfigError("with a database URL, say what to read: --customers-table, "
-                                 "--customers-query, --transactions-table or "
-                                 "--transactions-query")
+                          "--customers-query, --transactions-table or --transactions-query")
     return cfg, customers
 
 
