@@ -68,8 +68,10 @@ class Server:
         return self.root / "socket"
 
     def stop(self) -> None:
+        """Stop the server and remove its folder."""
         _run(self, [str(bin_dir() / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast",
                     "-w", "stop"], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _as_server_user(cmd: list[str]) -> list[str]:
