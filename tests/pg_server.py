@@ -110,6 +110,16 @@ def start(password: str = "s3cr3t-Pw-7f1c") -> Server:
         for p in (server.socket_dir, superpw):
             shutil.chown(p, "postgres", "postgres")
     superpw.chmod(0o600)
+    try:
+        _init_and_start(server, bins, superpw, password)
+    except BaseException:
+        server.stop()   # (a half-started server too) and its folder
+        raise
+    return server
+
+
+def _init_and_start(server: Server, bins: Path, superpw: Path, password: str) -> None:
+    root = server.root
     _run(server, [str(bins / "initdb"), "-D", str(root / "data"), "-U", "postgres",
                   "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={superpw}",
                   "-E", "UTF8", "--locale=C", "--no-sync"])
@@ -122,7 +132,6 @@ def start(password: str = "s3cr3t-Pw-7f1c") -> Server:
                   "-c shared_buffers=128kB", "start"])
     psql(server, f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}';"
                  f"CREATE DATABASE {DATABASE} OWNER {ROLE};")
-    return server
 
 
 def psql(server: Server, sql: str, dbname: str = "postgres") -> str:
