@@ -121,10 +121,53 @@ def _segments_table(result: Any) -> Table:
     return table
 
 
-def _segment(customers: Path | None, transactions: Path | None, config: Path | None, k: str,
-             as_of: str | None, seed: int | None, out: Path, quiet: bool,
+DB_OPTIONS = ("customers_table", "customers_query", "transactions_table", "transactions_query")
+
+
+def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | None,
+                   db: dict[str, str | None] | None) -> tuple[Any, Path | str | None]:
+    """A postgresql:// URL given as the customers argument and the --customers-table/-query,
+    --transactions-table/-query options go into the config's [source], [customers] and
+    [transactions] (the command line wins over the file); the pipeline reads them from there."""
+    from custseg.config import Config
+    from custseg.errors import ConfigError
+    from custseg.io.db import is_db_url
+
+    url = None
+    if customers is not None and is_db_url(str(customers)):
+        url, customers = str(customers), None
+    given = {k: v for k, v in (db or {}).items() if v is not None}
+    if url is None and not given:
+        return cfg, customers
+    for table, other in (("customers", customers), ("transactions", transactions)):
+        opts = [f"--{k.replace('_', '-')}" for k in given if k.startswith(table)]
+        if len(opts) > 1:
+            raise ConfigError(f"give one of {' and '.join(opts)}")
+        if opts and other is not None:
+            raise ConfigError(f"{opts[0]} reads the {table} from the database: leave "
+                              f"out the {table} file {other}")
+    if url is None and cfg.source.url is None:
+        raise ConfigError(f"--{next(iter(given)).replace('_', '-')} needs a database: "
+                          "give postgresql://user@host:port/database as the first "
+                          "argument or [source] url in the config")
+    data = cfg.model_dump()
+    if url is not None:
+        data["source"]["url"] = url
+    for key, value in given.items():
+        table, kind = key.split("_")
+        data[table].update({"path": None, "table": None, "query": None, kind: value})
+    cfg = Config.from_dict(data, source="command line")
+    if cfg.db_source("customers") is None and cfg.db_source("transactions") is None:
+        raise ConfigError("with a database URL, say what to read: --customers-table, "
+                          "--customers-query, --transactions-table or --transactions-query")
+    return cfg, customers
+
+
+def _segment(customers: Path | str | None, transactions: Path | None, config: Path | None,
+             k: str, as_of: str | None, seed: int | None, out: Path, quiet: bool,
              previous_model: Path | None = None, workspace: Path | None = None,
-             engine: str = "local", spark_master: str | None = None) -> None:
+             engine: str = "local", spark_master: str | None = None,
+             db: dict[str, str | None] | None = None) -> None:
     from custseg.config import Config
 
     engine = _parse_engine(engine)
@@ -132,10 +175,15 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
         raise typer.BadParameter("--previous-model is not supported with --engine spark yet")
 
     cfg = Config.from_toml(config) if config else Config()
+    cfg, customers = _with_database(cfg, customers, transactions, db)
+    if engine == "spark" and (cfg.db_source("customers") or cfg.db_source("transactions")):
+        raise typer.BadParameter("--engine spark reads files only; use the local engine for a "
+                                 "database source")
     cfg = cfg.with_overrides(k=_parse_k(k) if k != "auto" or config is None else None,
                              as_of=_parse_date(as_of), seed=seed)
-    if customers is None and transactions is None and not (cfg.customers.path or
-                                                           cfg.transactions.path):
+    if customers is None and transactions is None and not (
+            cfg.customers.path or cfg.transactions.path or cfg.db_source("customers")
+            or cfg.db_source("transactions")):
         raise typer.BadParameter("give a customers file, --transactions, or both")
     cust_path = customers if customers is not None else cfg.customers.path
     if engine == "local" and cust_path is not None:
@@ -180,9 +228,18 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
 
 @app.command()
 def segment(
-    customers: Path | None = typer.Argument(None, help="customers table (csv, csv.gz, parquet, xlsx)"),
+    customers: str | None = typer.Argument(None, help="customers table (csv, csv.gz, parquet, "
+                                           "xlsx) or a postgresql://user@host:port/db URL"),
     transactions: Path | None = typer.Option(None, "--transactions", "-t",
                                              help="transactions log"),
+    customers_table: str | None = typer.Option(None, "--customers-table", help="read the "
+                                               "customers from this table of the database URL"),
+    customers_query: str | None = typer.Option(None, "--customers-query",
+                                               help="... or from this SQL query"),
+    transactions_table: str | None = typer.Option(None, "--transactions-table",
+                                                  help="read the transactions from this table"),
+    transactions_query: str | None = typer.Option(None, "--transactions-query",
+                                                  help="... or from this SQL query"),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file"),
     k: str = typer.Option("auto", "--k", help="'auto' (choose from evidence) or a number"),
     as_of: str | None = typer.Option(None, "--as-of", help="as-of date YYYY-MM-DD "
@@ -200,8 +257,10 @@ def segment(
     spark_master: str | None = _master_option(),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
+    db = dict(zip(DB_OPTIONS, (customers_table, customers_query, transactions_table,
+                               transactions_query), strict=True))
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
-                            previous_model, workspace, engine, spark_master))
+                            previous_model, workspace, engine, spark_master, db=db))
 
 
 def _drift(reference: str, current: str, model: Path | None, out: Path,

@@ -10,6 +10,12 @@ Example ``custseg.toml``::
     categorical = ["Channel", "Region"]
     ignore = ["Z_CostContact"]
 
+    [source]                        # optional: tables read from PostgreSQL instead of files
+    url = "postgresql://analyst@db.example:5432/shop"   # password: PGPASSWORD or ${ENV} in the URL
+
+    [transactions]
+    query = "select * from orders where created >= '2024-01-01'"   # or table = "orders", or path
+
     [transactions.columns]
     customer_id = "CustomerID"
 
@@ -30,9 +36,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from custseg.errors import ConfigError
+from custseg.io.db import DbSource, is_db_url, scrub_url
 
 
 class _Strict(BaseModel):
@@ -43,6 +58,8 @@ class TableConfig(_Strict):
     """How to read one input table and which columns play which role."""
 
     path: str | None = None
+    table: str | None = Field(default=None, description="a table of [source] url (instead of path)")
+    query: str | None = Field(default=None, description="a query on [source] url (instead of path)")
     id: str | None = Field(default=None, description="customer id column (a shortcut for columns.customer_id)")
     row_ids: bool = Field(default=False, description="the table has no id column: use the 1-based row number")
     columns: dict[str, str] = Field(default_factory=dict, description="role -> column name overrides")
@@ -62,6 +79,27 @@ class TableConfig(_Strict):
     date_format: str | None = Field(default=None, description="strftime format for date columns")
     delimiter: str | None = None
     encoding: str | None = None
+
+
+class SourceConfig(_Strict):
+    """A database the ``table``/``query`` of [customers] and [transactions] are read from."""
+
+    url: str | None = Field(default=None, description="postgresql://user@host:port/database; the "
+                            "password from PGPASSWORD, ~/.pgpass or a ${ENV} reference in the URL")
+    batch_rows: int = Field(default=100_000, ge=1, description="rows streamed per Arrow batch")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not is_db_url(v):
+            raise ValueError(f"expected postgresql://user@host:port/database, got "
+                             f"{scrub_url(v)!r}")
+        return v
+
+    @field_serializer("url", when_used="json")
+    def _no_password(self, v: str | None) -> str | None:
+        # summary.json carries the config: the password never goes with it
+        return scrub_url(v) if v else v
 
 
 class FeatureConfig(_Strict):
@@ -150,12 +188,33 @@ class ReportConfig(_Strict):
 class Config(_Strict):
     """The whole run configuration."""
 
+    source: SourceConfig = Field(default_factory=SourceConfig)
     customers: TableConfig = Field(default_factory=TableConfig)
     transactions: TableConfig = Field(default_factory=TableConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     naming_rules: str | None = Field(default=None, description="a TOML rules table replacing the built-in one")
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> Config:
+        for name in ("customers", "transactions"):
+            t: TableConfig = getattr(self, name)
+            given = [k for k in ("path", "table", "query") if getattr(t, k) is not None]
+            if len(given) > 1:
+                raise ValueError(f"[{name}] gives {' and '.join(given)}: give one of them")
+            if given and given[0] != "path" and self.source.url is None:
+                raise ValueError(f"[{name}] {given[0]} needs a database: [source] url = "
+                                 '"postgresql://user@host:port/database"')
+        return self
+
+    def db_source(self, table: str) -> DbSource | None:
+        """The database source of ``table`` ("customers" or "transactions"), if it has one."""
+        t: TableConfig = getattr(self, table)
+        if self.source.url is None or (t.table is None and t.query is None):
+            return None
+        return DbSource(self.source.url, table=t.table, query=t.query,
+                        batch_rows=self.source.batch_rows)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Config:
@@ -187,7 +246,8 @@ class Config(_Strict):
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{source}: key '{loc}': {err['msg']}") from None
+            where = f"key '{loc}': " if loc else ""
+            raise ConfigError(f"{source}: {where}{err['msg']}") from None
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Apply CLI options (``None`` means "not given") on top of this config."""

@@ -26,6 +26,7 @@ from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable, build_features
+from custseg.io.db import DbSource, read_db
 from custseg.io.readers import read_table
 from custseg.ledger import Ledger
 from custseg.model import SegmentModel
@@ -43,7 +44,7 @@ from custseg.results.segmentation import KSelection, SegmentationResult
 from custseg.selection import choose_k, silhouette_profile
 
 Progress = Callable[[str, int, int], None]
-Source = str | Path | pd.DataFrame | None
+Source = str | Path | pd.DataFrame | DbSource | None
 #: draws report charts that need only the k selection (PNG bytes by name): a big run calls it
 #: while its final K-Means runs (the caller supplies it: the pipeline imports no renderer)
 SelectionCharts = Callable[[KSelection], dict[str, bytes]]
@@ -75,11 +76,15 @@ class StageTimer:
 OVERLAP_ROWS = 200_000
 
 
-def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | None,
+def _load(source: Source, cfg_path: str | DbSource | None, label: str, delimiter: str | None,
           encoding: str | None) -> tuple[pd.DataFrame | None, str | None]:
     source = source if source is not None else cfg_path
     if source is None:
         return None, None
+    if isinstance(source, DbSource):
+        # a PostgreSQL table or query: the same text frame as a file's (io.db); the label names
+        # the server without its password
+        return read_db(source), source.label
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise InputError(f"the {label} table has no rows", file=f"<{label} DataFrame>")
@@ -147,10 +152,12 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
                   ) -> PreparedData:
     seg = cfg.segmentation
     with timer.stage("read"):
-        cust_raw, cust_file = _load(customers, cfg.customers.path, "customers",
+        cust_raw, cust_file = _load(customers, cfg.db_source("customers") or cfg.customers.path,
+                                    "customers",
                                     cfg.customers.delimiter, cfg.customers.encoding)
         tx_raw, tx_file = (None, None) if sql_tx is not None else _load(
-            transactions, cfg.transactions.path, "transactions", cfg.transactions.delimiter,
+            transactions, cfg.db_source("transactions") or cfg.transactions.path, "transactions",
+            cfg.transactions.delimiter,
             cfg.transactions.encoding)
     if cust_raw is None and tx_raw is None and sql_tx is None:
         raise InputError("give a customers table, a transactions log, or both")

@@ -47,12 +47,13 @@ class LoadedModel:
         return {int(s["segment_id"]): s["name"] for s in self.segments}
 
     def config(self, as_of: date | None = None) -> Config:
-        """The fit-time config with input paths removed (and the as-of date replaced)."""
+        """The fit-time config with input paths (and database tables/queries) removed (and the as-of date replaced)."""
         try:
             cfg = Config.model_validate(self.manifest["config"])
         except Exception as exc:
             raise ModelFormatError(f"model manifest has an invalid config ({exc})") from None
-        update = {t: getattr(cfg, t).model_copy(update={"path": None})
+        update = {t: getattr(cfg, t).model_copy(update={"path": None, "table": None,
+                                                       "query": None})
                   for t in ("customers", "transactions")}
         seg = cfg.segmentation.model_copy(update={"as_of": as_of})
         return cfg.model_copy(update={**update, "segmentation": seg})
