@@ -436,3 +436,15 @@ def test_prepare_customers_free_text_column_ignored() -> None:
     table, _ = _prepare_cu(raw)
     assert table.ignored["Comment"].startswith("free text or identifier (60 distinct")
     assert "Comment" not in table.frame.columns
+
+
+def test_units_from_column_names_are_kept() -> None:
+    from custseg.cleaning import column_unit
+
+    assert column_unit("Annual Income (k$)") == "k$"
+    assert column_unit("Spend [EUR]") == "EUR"
+    assert column_unit("Spending Score (1-100)") is None  # a scale, not a unit
+    assert column_unit("income") is None
+    raw = pd.DataFrame({"CustomerID": ["1", "2", "3"], "Annual Income (k$)": ["15", "40", "70"]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.units == {"income": "k$"}

@@ -432,6 +432,7 @@ def test_customers_only_report_without_spend(mall, mall_html) -> None:
     for s in mall.profiles.segments:
         assert s.name in _text(glance)
     assert "Gender" in _text(sections["cards"])
+    assert "Income (k$)" in _text(sections["cards"])  # the unit of the column name is kept
     md = render_summary_md(mall)
     assert "Revenue share" not in md and mall.profiles.segments[0].name in md
 

@@ -12,6 +12,7 @@ Rows are numbered from 1 for the first data row (the header is not counted).
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -67,6 +68,17 @@ VALUE_NAMES = {"totalcharges", "totalspend", "totalspent", "totalspending", "spe
                "customerlifetimevalue", "lifetimevalue", "totalamount", "amountspent",
                "purchaseamount", "totalpurchaseamount"}
 
+
+
+def column_unit(column: str) -> str | None:
+    """The unit a column's name ends with: "Annual Income (k$)" -> "k$", "Spend [EUR]" ->
+    "EUR"; scales like "(1-100)" are not units (they stay in the name)."""
+    m = re.search(r"[(\[]\s*([^()\[\]]{1,12}?)\s*[)\]]\s*$", str(column))
+    if not m or re.fullmatch(r"[-\d.,\s]+", m.group(1)):
+        return None
+    return m.group(1)
+
+
 # --------------------------------------------------------------------------------------------
 # typed tables
 
@@ -94,6 +106,7 @@ class CustomerTable:
     fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
     outcomes: list[str] = field(default_factory=list)  # outcome columns: profiled, not modelled
     value_column: str | None = None                    # what a segment's value share is of
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit its column name gave
 
 
 @dataclass
@@ -214,6 +227,7 @@ class _CustomerCleaning:
         self.birth_date: pd.Series | None = None
         self.outcomes: list[str] = []
         self.value_column: str | None = None
+        self.units: dict[str, str] = {}  # feature -> unit from its column's name ("k$")
 
     # ---- typed columns (in the frame's index), with unparseable values counted as missing
 
@@ -353,6 +367,9 @@ class _CustomerCleaning:
             self.ledger.cleaned[rule.cleaned] += int((bad & self.keep).sum())
         self.frame[rule.feature] = values.where(~bad)
         self.numeric.append(rule.feature)
+        unit = column_unit(self.roles.get(rule.role, ""))
+        if unit:
+            self.units[rule.feature] = unit
 
     def _learn_fence(self, values: pd.Series) -> float | None:
         q1, q3 = values[self.keep & values.notna().to_numpy()].quantile([0.25, 0.75])
@@ -553,7 +570,8 @@ class _CustomerCleaning:
             dates=self.dates, category_spend=self.category_spend,
             channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
             ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
-            fences=self.fences, outcomes=self.outcomes, value_column=self.value_column)
+            fences=self.fences, outcomes=self.outcomes, value_column=self.value_column,
+            units=self.units)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:

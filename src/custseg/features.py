@@ -62,6 +62,7 @@ class FeatureTable:
     definitions: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. category_share -> columns
     outcomes: list[str] = field(default_factory=list)  # profiled per segment, never modelled
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit ("k$") from its column
 
     @property
     def model_columns(self) -> list[str]:
@@ -465,6 +466,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
     return FeatureTable(frame=frame, numeric=numeric, binary=binary, categorical=categorical,
                         descriptive=descriptive, as_of=as_of, value_column=value_column,
                         outcomes=list(customers.outcomes) if customers is not None else [],
+                        units=dict(customers.units) if customers is not None else {},
                         definitions=definitions, groups=groups)
 
 

@@ -123,7 +123,14 @@ def profile_segments(features: FeatureTable, labels: np.ndarray) -> Profiles:
             distinguishing=_distinguishing(z, level_diff, means, pop, features),
         ))
     return Profiles(segments=segments, population=pop, population_mixes=pop_mixes,
-                    value_column=features.value_column, features=numeric)
+                    value_column=features.value_column, features=numeric,
+                    units=dict(features.units))
+
+
+def unit_label(feature: str, units: dict[str, str]) -> str:
+    """A feature's label with the unit its column's name gave: "Income (k$)"."""
+    unit = units.get(feature)
+    return f"{feature_label(feature)} ({unit})" if unit else feature_label(feature)
 
 
 def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: dict[str, float],
@@ -131,10 +138,12 @@ def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: di
                     top: int = 6) -> list[dict]:
     items = []
     model = set(features.numeric) | set(features.binary)
+    binary = set(features.binary)
     for c, v in z.items():
         if c in model or c == "online_share":
-            items.append({"feature": c, "label": feature_label(c), "score": v,
-                          "segment": means[c], "population": pop[c]["mean"], "kind": "numeric"})
+            items.append({"feature": c, "label": unit_label(c, features.units), "score": v,
+                          "segment": means[c], "population": pop[c]["mean"],
+                          "kind": "numeric", "binary": c in binary})
     for key, d in level_diff.items():
         # a 20-point difference in a level's share reads about as strongly as 1 SD
         items.append({"feature": key, "label": feature_label(key), "score": d * 5,
@@ -442,7 +451,8 @@ def load_rules(path: str | Path | None = None) -> list[NamingRule]:
     return rules
 
 
-def _evidence(cond: Condition, seg: SegmentProfile, pop: dict[str, dict[str, float]]) -> str:
+def _evidence(cond: Condition, seg: SegmentProfile, pop: dict[str, dict[str, float]],
+              units: dict[str, str] | None = None) -> str:
     v = cond.value(seg)
     if "=" in cond.key:
         col, level = cond.key.split("=", 1)
@@ -454,7 +464,7 @@ def _evidence(cond: Condition, seg: SegmentProfile, pop: dict[str, dict[str, flo
                 f"{base:.0%} overall")
     mean = seg.means.get(cond.key)
     pmean = pop.get(cond.key, {}).get("mean")
-    return (f"{feature_label(cond.key)} {_fmt(mean)} vs {_fmt(pmean)} overall "
+    return (f"{unit_label(cond.key, units or {})} {_fmt(mean)} vs {_fmt(pmean)} overall "
             f"({v:+.1f} SD)")
 
 
@@ -521,7 +531,7 @@ def name_segments(profiles: Profiles, rules: list[NamingRule],
             for c in conds:
                 if c.key not in seen:
                     seen.add(c.key)
-                    s.evidence.append(_evidence(c, s, profiles.population))
+                    s.evidence.append(_evidence(c, s, profiles.population, profiles.units))
     used = {s.name for s in segs if s.name}
     for s in segs:
         if s.name:
@@ -529,11 +539,18 @@ def name_segments(profiles: Profiles, rules: list[NamingRule],
         s.name = _descriptive_name(s, used)
         used.add(s.name)
         s.description = "No archetype's checks hold; named after its most distinctive traits."
-        s.evidence = [
-            (f"{d['label']} {_fmt(d['segment'])} vs {_fmt(d['population'])} overall "
-             f"({d['score']:+.1f} SD)") if d["kind"] == "numeric" else _level_evidence(d, s)
-            for d in s.distinguishing[:3]
-        ]
+        s.evidence = [numeric_evidence(d) if d["kind"] == "numeric" else _level_evidence(d, s)
+                      for d in s.distinguishing[:3]]
+
+
+def numeric_evidence(d: dict) -> str:
+    """A distinguishing feature with both figures: "Income (k$) 86.1 vs 60.6 overall (+1.0 SD)";
+    a 0/1 feature as shares: "Dependents: 62% of the segment vs 30% overall"."""
+    if d.get("binary"):
+        return (f"{d['label']}: {_pct(d['segment'])} of the segment vs {_pct(d['population'])} "
+                "overall")
+    return (f"{d['label']} {_fmt(d['segment'])} vs {_fmt(d['population'])} overall "
+            f"({d['score']:+.1f} SD)")
 
 
 def _check_evidence(checks: list[dict]) -> list[str]:

@@ -255,7 +255,10 @@ def _insights(seg: SegmentProfile, profiles: Profiles, cats: list[dict], chans: 
             f"{money(seg.value_per_customer, currency)} per customer vs "
             f"{money(pop_vpc, currency)} on average.")
     for d in seg.distinguishing[:3]:
-        if d["kind"] == "numeric":
+        if d["kind"] == "numeric" and d.get("binary"):
+            out.append(f"{d['segment']:.0%} have {d['label'].lower()} vs "
+                       f"{d['population']:.0%} overall.")
+        elif d["kind"] == "numeric":
             word = "higher" if d["score"] > 0 else "lower"
             out.append(f"{d['label']} is {word} than average: {_fmt(d['segment'])} vs "
                        f"{_fmt(d['population'])} ({d['score']:+.1f} SD).")

@@ -48,6 +48,7 @@ class Profiles:
     population_mixes: dict[str, dict[str, float]]
     value_column: str | None
     features: list[str]
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit ("k$")
 
     def by_id(self, segment_id: int) -> SegmentProfile:
         return next(s for s in self.segments if s.segment_id == segment_id)
@@ -55,6 +56,7 @@ class Profiles:
     def to_dict(self) -> dict:
         return {"value_column": self.value_column, "features": self.features,
                 "population": self.population, "population_mixes": self.population_mixes,
+                "units": self.units,
                 "segments": [s.to_dict() for s in self.segments]}
 
 
