@@ -176,6 +176,23 @@ class SegmentationConfig(_Strict):
         return v
 
 
+class ValueConfig(_Strict):
+    """The value model (BG/NBD + Gamma-Gamma): P(alive), expected purchases, CLV per customer."""
+
+    enabled: bool = Field(default=True, description="fit it whenever there are transactions")
+    horizon_months: int = Field(default=12, ge=1, le=120, description="CLV and expected "
+                                "purchases over this many months")
+    monthly_discount: float = Field(default=0.01, ge=0.0, lt=1.0,
+                                    description="CLV discount rate per month")
+    unit_days: float = Field(default=7.0, gt=0, le=366,
+                             description="the model's time unit in days (weeks by default)")
+    at_risk_below: float = Field(default=0.5, gt=0.0, lt=1.0,
+                                 description="P(alive) under which a customer's CLV is at risk")
+    calibration_end: date | None = Field(
+        default=None, description="holdout check: fit on purchases up to this date and compare "
+        "predicted with actual repeat purchases after it, up to the as-of date")
+
+
 class ReportConfig(_Strict):
     """How the report states amounts."""
 
@@ -194,6 +211,7 @@ class Config(_Strict):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     naming_rules: str | None = Field(default=None, description="a TOML rules table replacing the built-in one")
 
     @model_validator(mode="after")

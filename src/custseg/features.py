@@ -208,6 +208,37 @@ ORDER BY b.customer_id
 """
 
 
+# the value model's inputs per customer (BG/NBD and Gamma-Gamma, see custseg.value): purchase days
+# (same-day lines merged, returns left out), in whole days; pipeline turns them into P(alive),
+# expected purchases and CLV and drops them
+VALUE_INPUTS = ("value_repeat_days", "value_recency_days", "value_age_days", "value_repeat_spend")
+
+
+def purchase_days_sql(dialect: Dialect, as_of: date | None = None) -> str:
+    """Per customer, over the clean lines of ``tx``: the number of repeat purchase days, the days
+    from the first to the last purchase day, from the first purchase day to the as-of date, and
+    the mean spend of a repeat purchase day (NULL without repeat days or amounts)."""
+    d = dialect
+    return f"""
+WITH days AS (
+    SELECT customer_id, CAST(ts AS DATE) AS day, sum({MONEY}) AS spend
+    FROM tx WHERE NOT is_return
+    GROUP BY customer_id, CAST(ts AS DATE)
+),
+ranked AS (
+    SELECT customer_id, day, spend, min(day) OVER (PARTITION BY customer_id) AS first_day
+    FROM days
+)
+SELECT customer_id,
+       CAST(count(*) - 1 AS DOUBLE) AS value_repeat_days,
+       CAST({d.days_to("min(day)", as_of)} - {d.days_to("max(day)", as_of)} AS DOUBLE)
+           AS value_recency_days,
+       CAST({d.days_to("min(day)", as_of)} AS DOUBLE) AS value_age_days,
+       CAST(avg(CASE WHEN day > first_day THEN spend END) AS DOUBLE) AS value_repeat_spend
+FROM ranked GROUP BY customer_id ORDER BY customer_id
+"""
+
+
 # share features: (source column, column prefix, measure per customer and level, group name)
 SHARE_FEATURES = (
     ("category", "cat_share", "spend", "category_share"),
@@ -271,6 +302,7 @@ def behaviour_features(query: Query, dialect: Dialect, columns: list[str] | set[
     # one aggregation computes every feature, shares included: one row per customer returns
     out = query(transaction_feature_sql(dialect, columns, as_of, specs)).set_index("customer_id")
     out = out.rename(columns=names)
+    out = query(purchase_days_sql(dialect, as_of)).set_index("customer_id").join(out, how="right")
     for group, cols in groups.items():
         fixed = fixed_groups.get(group)
         if fixed is not None:  # every model column, in the model's order (0 for unseen levels)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -25,7 +25,7 @@ from custseg.config import Config
 from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
-from custseg.features import FeatureTable, build_features
+from custseg.features import VALUE_INPUTS, FeatureTable, build_features
 from custseg.io.db import DbSource, read_db
 from custseg.io.readers import read_table
 from custseg.ledger import Ledger
@@ -38,10 +38,12 @@ from custseg.profile import (
     name_segments,
     profile_segments,
     segment_map,
+    value_by_segment,
 )
 from custseg.recommend import recommend
 from custseg.results.segmentation import KSelection, SegmentationResult
 from custseg.selection import choose_k, silhouette_profile
+from custseg.value import VALUE_COLUMNS, value_from_days
 
 Progress = Callable[[str, int, int], None]
 Source = str | Path | pd.DataFrame | DbSource | None
@@ -104,6 +106,7 @@ class PreparedData:
     fences: dict[str, float | None] = field(default_factory=dict)
     transactions_engine: str | None = None   # "duckdb" or "pandas": where they were cleaned
     currency: str | None = None              # the symbol the amount / value column names show
+    value_model: dict | None = None          # what the value model fitted (add_value_columns)
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
@@ -237,6 +240,37 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
                             timings=timings, selection_charts=selection_charts)
 
 
+def add_value_columns(data: PreparedData, cfg: Config) -> PreparedData:
+    """P(alive), expected purchases, expected spend and CLV per customer (BG/NBD + Gamma-Gamma,
+    :mod:`custseg.value`), fitted on the driver from the purchase-day inputs every engine
+    aggregates; added as descriptive columns (profiled, never clustered on). The inputs
+    themselves are dropped. A log the model cannot support is noted, not fatal."""
+    f = data.features
+    if not set(VALUE_INPUTS) <= set(f.frame.columns):
+        return data
+    frame = f.frame.drop(columns=list(VALUE_INPUTS))
+    info: dict | None = None
+    descriptive = list(f.descriptive)
+    if cfg.value.enabled:
+        v = cfg.value
+        try:
+            run = value_from_days(f.frame[list(VALUE_INPUTS)], unit_days=v.unit_days,
+                                  horizon_months=v.horizon_months,
+                                  monthly_discount=v.monthly_discount, as_of=data.as_of)
+        except InputError as exc:
+            info = {"note": f"value model not fitted: {exc.message}"}
+            data.ledger.warn("value", info["note"])
+        else:
+            info = run.info
+            for c in VALUE_COLUMNS:
+                if run.columns[c].notna().any():
+                    frame[c] = run.columns[c]
+                    descriptive.append(c)
+            info["at_risk_below"] = v.at_risk_below
+    feats = replace(f, frame=frame, descriptive=descriptive)
+    return replace(data, features=feats, value_model=info)
+
+
 # the K-Means steps an engine may replace (custseg.spark runs them on a cluster):
 # choose(X, k_min=, k_max=, seed=, selection_sample=, silhouette_sample=, bootstrap=, progress=)
 ChooseK = Callable[..., KSelection]
@@ -258,6 +292,8 @@ def segment_prepared(data: PreparedData, *, config: Config | None = None,
     """
     cfg = config or Config()
     timer = StageTimer(timings if timings is not None else {}, progress)
+    with timer.stage("value model"):
+        data = add_value_columns(data, cfg)
     feats = data.features
     with timer.stage("preprocess"):
         pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,
@@ -346,16 +382,18 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
                            projection=projection)
         rules = load_rules(cfg.naming_rules)
         facts = SegmentFacts(feats, labels)
+        value_by_segment(profiles, feats, labels, at_risk_below=cfg.value.at_risk_below)
         name_segments(profiles, rules, facts)
         currency = cfg.report.currency if cfg.report.currency is not None else data.currency
-        recommend(profiles, rules, currency or "", facts=facts, outcomes=feats.outcomes)
+        recommend(profiles, rules, currency or "", facts=facts, outcomes=feats.outcomes,
+                  horizon_months=cfg.value.horizon_months)
 
     return SegmentationResult(
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
-        currency=currency or "")
+        currency=currency or "", value_model=data.value_model)
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,

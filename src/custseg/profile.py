@@ -152,6 +152,35 @@ def _distinguishing(z: dict[str, float], level_diff: dict[str, float], means: di
     return items[:top]
 
 
+def value_by_segment(profiles: Profiles, features: FeatureTable, labels: np.ndarray, *,
+                     at_risk_below: float = 0.5) -> None:
+    """Each segment's forward-looking value from the per-customer value columns (in place):
+    active share (P(alive) >= ``at_risk_below``), expected purchases, CLV total and share of
+    all customers' CLV, and value at risk: the CLV of its customers whose P(alive) is below
+    ``at_risk_below``."""
+    f = features.frame
+    if "p_alive" not in f.columns:
+        return
+    p = f["p_alive"].to_numpy(float)
+    purchases = f["expected_purchases"].to_numpy(float)
+    clv = f["clv"].to_numpy(float) if "clv" in f.columns else None
+    total_clv = float(np.nansum(clv)) if clv is not None else None
+    for s in profiles.segments:
+        m = labels == s.segment_id
+        seg_clv = float(np.nansum(clv[m])) if clv is not None else None
+        s.value = {
+            "active_share": float(np.mean(p[m] >= at_risk_below)),
+            "mean_p_alive": float(np.mean(p[m])),
+            "expected_purchases": float(np.nansum(purchases[m])),
+            "clv_total": seg_clv,
+            "clv_share": (seg_clv / total_clv) if seg_clv is not None and total_clv else None,
+            "clv_per_customer": (seg_clv / int(m.sum())) if seg_clv is not None else None,
+            "value_at_risk": (float(np.nansum(clv[m & (p < at_risk_below)]))
+                              if clv is not None else None),
+            "customers_at_risk": int((m & (p < at_risk_below)).sum()),
+        }
+
+
 # ------------------------------------------------------------------------------------ segment map
 
 

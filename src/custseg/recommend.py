@@ -96,7 +96,8 @@ def _generic_actions(seg: SegmentProfile) -> dict[str, str]:
 
 
 def recommend(profiles: Profiles, rules: list[NamingRule], currency: str = "", *,
-              facts: SegmentFacts | None = None, outcomes: list[str] | None = None) -> None:
+              facts: SegmentFacts | None = None, outcomes: list[str] | None = None,
+              horizon_months: int = 12) -> None:
     """Fill in ``insights``, ``recommendations`` and ``opportunity`` of every segment (in place)."""
     by_name = {r.name: r for r in rules}
     n_total = sum(s.size for s in profiles.segments)
@@ -112,9 +113,14 @@ def recommend(profiles: Profiles, rules: list[NamingRule], currency: str = "", *
         if rule is not None:
             templates.update({k: v for k, v in rule.actions.items() if k in THEMES})
         value = seg.revenue if total_value else None
+        clv = seg.value.get("clv_total")
         sizing = {"customers": seg.size, "share_of_customers": round(seg.share, 6),
                   "value_share": None if value is None else round(seg.revenue_share or 0.0, 6),
                   "value_at_stake": None if value is None else round(value, 2),
+                  "expected_value": None if clv is None else round(clv, 2),
+                  "expected_value_share": (None if seg.value.get("clv_share") is None
+                                           else round(seg.value["clv_share"], 6)),
+                  "horizon_months": horizon_months if clv is not None else None,
                   "currency": currency}
         seg.recommendations = []
         for t in THEMES:
@@ -131,11 +137,18 @@ def recommend(profiles: Profiles, rules: list[NamingRule], currency: str = "", *
             "revenue_share": seg.revenue_share,
             "value_per_customer": seg.value_per_customer,
             "value_at_stake": value,
+            "expected_value": clv,
             "currency": currency,
         }
-    # rank by value at stake (customers when there is no value)
-    order = sorted(profiles.segments,
-                   key=lambda s: (-((s.revenue or 0.0) if total_value else s.size), s.segment_id))
+    # rank by the value expected next (CLV), else the value so far, else customers
+    has_clv = any(s.value.get("clv_total") is not None for s in profiles.segments)
+
+    def worth(s: SegmentProfile) -> float:
+        if has_clv:
+            return s.value.get("clv_total") or 0.0
+        return (s.revenue or 0.0) if total_value else float(s.size)
+
+    order = sorted(profiles.segments, key=lambda s: (-worth(s), s.segment_id))
     for rank, s in enumerate(order, start=1):
         s.opportunity["rank"] = rank
         for r in s.recommendations:
@@ -145,8 +158,11 @@ def recommend(profiles: Profiles, rules: list[NamingRule], currency: str = "", *
 def _reach(sizing: dict, currency: str) -> str:
     text = f"reaches {sizing['customers']:,} customers ({sizing['share_of_customers']:.0%})"
     if sizing["value_share"] is not None:
-        text += (f", {sizing['value_share']:.0%} of value, "
-                 f"{money(sizing['value_at_stake'], currency)} at stake")
+        text += (f", {sizing['value_share']:.0%} of value so far "
+                 f"({money(sizing['value_at_stake'], currency)})")
+    if sizing.get("expected_value") is not None:
+        text += (f", {money(sizing['expected_value'], currency)} expected in the next "
+                 f"{sizing['horizon_months']} months ({sizing['expected_value_share']:.0%})")
     return text
 
 
@@ -167,6 +183,12 @@ def _specifics(seg: SegmentProfile, profiles: Profiles, cats: list[dict], chans:
     timing = _timing(seg, facts)
     if timing:
         out["retention"].append(timing)
+    v = seg.value
+    if v.get("customers_at_risk") and v.get("value_at_risk"):
+        out["retention"].append(
+            f"{v['customers_at_risk']:,} of them ({v['customers_at_risk'] / seg.size:.0%}) are "
+            f"probably no longer active (P(alive) below the threshold) and hold "
+            f"{money(v['value_at_risk'], currency)} of expected value: reach them first.")
     high, low = [], []
     for c, m, b in _outcome_rates(seg, profiles, outcomes):
         if m / b >= INDEX_MIN:

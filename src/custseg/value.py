@@ -405,3 +405,80 @@ def _cumulative_tracking(days: pd.DataFrame, bg: BetaGeoModel, unit: float,
     at = ((repeat["day"] - start).dt.days / unit).to_numpy()
     actual = np.searchsorted(np.sort(at), steps, side="left")  # purchases before each step
     return pd.DataFrame({"unit": steps, "actual": actual.astype(float), "expected": expected})
+
+
+# ------------------------------------------------------------------------------------ per run
+
+#: per-customer columns the value model adds to a segmentation (descriptive: never clustered on)
+VALUE_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "clv")
+
+
+@dataclass
+class ValueRun:
+    """The value model fitted on one run's customers: per-customer columns and what was fitted."""
+
+    columns: pd.DataFrame           # VALUE_COLUMNS, indexed like the input frame
+    info: dict                      # parameters, settings, exclusions, notes (JSON-ready)
+
+
+def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_months: int = 12,
+                    monthly_discount: float = 0.01, as_of: str | pd.Timestamp | None = None,
+                    ) -> ValueRun:
+    """Fit BG/NBD (and Gamma-Gamma when there are amounts) from the per-customer purchase-day
+    inputs every engine computes (``custseg.features.VALUE_INPUTS``: repeat purchase days, days
+    from the first to the last purchase day and to the as-of date, mean repeat-day spend) and
+    give every customer P(alive), expected purchases and spend over the horizon, and CLV.
+
+    Raises InputError when the data cannot support the model (too few customers or repeat
+    customers); the caller records that and goes on without value columns.
+    """
+    x = frame["value_repeat_days"].to_numpy(float)
+    t_x = frame["value_recency_days"].to_numpy(float) / unit_days
+    big_t = frame["value_age_days"].to_numpy(float) / unit_days
+    spend = frame["value_repeat_spend"].to_numpy(float)
+    if len(x) < 20 or (x > 0).sum() < 5:
+        raise InputError(f"the value model needs at least 20 customers and 5 with repeat purchase "
+                         f"days; found {len(x)} and {int((x > 0).sum())}")
+    if np.any(big_t <= 0):
+        # a first purchase on the as-of date: observed for no time, it carries no information
+        big_t = np.maximum(big_t, 1.0 / unit_days)
+        t_x = np.minimum(t_x, big_t)
+    summary = PurchaseSummary(
+        pd.DataFrame({"frequency": x, "recency": t_x, "T": big_t,
+                      "monetary": np.nan_to_num(spend, nan=0.0)}, index=frame.index),
+        float(unit_days), pd.Timestamp(as_of) if as_of is not None else pd.NaT,
+        bool(np.isfinite(spend).any()))
+    bg = BetaGeoModel().fit(summary.frequency, summary.recency, summary.T)
+    gg, note = None, None
+    if summary.has_amounts:
+        try:
+            gg = GammaGammaModel().fit(summary.frequency, summary.monetary)
+        except InputError as exc:
+            note = f"no spend model: {exc.message}"
+    else:
+        note = "no amounts: purchases and P(alive) only, no spend or CLV"
+    dropout = bg.a_ / (bg.a_ + bg.b_)
+    if dropout < 0.01:
+        note = ((note + "; ") if note else "") + (
+            f"the purchase model finds almost no drop-out (a/(a+b) = {dropout:.2%} per purchase): "
+            "P(alive) is near 1 for nearly everyone, so it cannot tell who has lapsed; read "
+            "recency against the typical gap between orders instead")
+    values = customer_value(bg, gg, summary, horizon_months=horizon_months,
+                            monthly_discount=monthly_discount)
+    columns = pd.DataFrame({"p_alive": values["p_alive"],
+                            "expected_purchases": values["expected_purchases"],
+                            "expected_spend": values["expected_purchases"]
+                            * values["expected_spend_per_purchase"],
+                            "clv": values["clv"]}, index=frame.index)
+    info = {
+        "model": "BG/NBD + Gamma-Gamma" if gg is not None else "BG/NBD",
+        "unit_days": float(unit_days), "horizon_months": int(horizon_months),
+        "monthly_discount": float(monthly_discount),
+        "bgnbd": {k: round(v, 8) for k, v in bg.params_.items()},
+        "bgnbd_loglik": round(bg.loglik_, 6),
+        "gamma_gamma": None if gg is None else {k: round(v, 8) for k, v in gg.params_.items()},
+        "gamma_gamma_excluded": None if gg is None else dict(gg.excluded_),
+        "customers": int(len(x)), "repeat_customers": int((x > 0).sum()),
+        "note": note,
+    }
+    return ValueRun(columns=columns, info=info)

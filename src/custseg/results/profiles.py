@@ -36,6 +36,7 @@ class SegmentProfile:
     insights: list[str] = field(default_factory=list)
     recommendations: list[dict] = field(default_factory=list)
     opportunity: dict = field(default_factory=dict)
+    value: dict = field(default_factory=dict)  # forward-looking: P(alive), purchases, CLV
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -119,6 +119,7 @@ class SegmentationResult:
     # while its final K-Means runs; the report draws whatever is missing
     charts: dict[str, bytes] = field(default_factory=dict)
     currency: str = ""  # put before amounts in the report ([report] currency, or inferred)
+    value_model: dict | None = None  # the value model's parameters and settings, when fitted
 
     @property
     def k(self) -> int:
@@ -175,6 +176,7 @@ class SegmentationResult:
             "seed": self.config.segmentation.seed,
             "k": self.k,
             "currency": self.currency or None,
+            "value_model": self.value_model,
             "no_strong_structure": self.selection.no_strong_structure,
             "k_selection": sel,
             "final_fit": {"init": getattr(self.model, "init_", None),
@@ -199,6 +201,8 @@ class SegmentationResult:
                  "share": round(s.share, 6),
                  "revenue_share": None if s.revenue_share is None else round(s.revenue_share, 6),
                  "outcomes": self.outcome_rates(s),
+                 "value": {k: (round(v, 6) if isinstance(v, float) else v)
+                           for k, v in s.value.items()},
                  "evidence": s.evidence, "checks": s.checks,
                  "names_rejected": s.names_rejected}
                 for s in self.profiles.segments
