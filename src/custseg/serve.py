@@ -98,6 +98,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                        'installed): pip install "custseg[serve]"') from None
 
 from custseg.fastscore import Fallback, FastScorer
+from custseg.features import keep_connection
 from custseg.pipeline import prepare_data
 from custseg.roles import transaction_roles
 from custseg.score import LoadedModel, records_frame, score
@@ -425,7 +426,8 @@ class _Service:
         # batch scoring (pandas, DuckDB) runs here, off the event loop; a request still
         # queued when its time is up is never started
         self.pool = ThreadPoolExecutor(max_workers=SCORING_THREADS,
-                                       thread_name_prefix="custseg-score")
+                                       thread_name_prefix="custseg-score",
+                                       initializer=keep_connection)
 
     def key_ok(self, given: bytes | None) -> bool:
         """Constant-time check of the X-API-Key header (raw bytes); True when no key is set."""
