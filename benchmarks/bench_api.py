@@ -17,7 +17,7 @@ fitted on synthetic customers with transactions:
 
 * ``single+tx``: one customer and its ~25 transaction lines (batch scoring; no fast path).
 
-    python benchmarks/bench_api.py [--seconds 3] [--clients 1,8,32] [--workers W]
+    python benchmarks/bench_api.py [--seconds 2] [--clients 1,8,32] [--workers W]
                                    [--no-transactions] [--model DIR]
 
 Prints a table (p50/p99 latency, requests/s, customers/s, errors) and one line per row
@@ -267,7 +267,7 @@ def _run_client(spec: dict, tmp: Path, timeout: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds per measured phase")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per measured phase")
     p.add_argument("--requests", type=int, default=100_000,
                    help="requests per phase at most (the phase ends at --seconds otherwise)")
     p.add_argument("--clients", default="1,8,32", help="numbers of concurrent clients")
@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     phases = [{"name": f"{w} c{c}", "workload": w, "concurrency": c,
                                "requests": args.requests, "seconds": args.seconds,
-                               "warmup": min(2 * c, 50) if w != "single" else 200}
+                               "warmup": 200 if w == "single" else c if w == "single+tx"
+                               else 2 * c}
                               for w in bodies for c in clients]
                     out = _run_client({"host": "127.0.0.1", "port": port, "api_key": api_key,
                                        "server_pid": server.pid, "bodies": bodies,

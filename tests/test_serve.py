@@ -664,6 +664,20 @@ def test_all_customers_excluded_gives_their_reasons_inline(tx_server) -> None:
     assert "no purchases" in reasons["r1"] and "no transactions" in reasons["r2"], body
 
 
+@pytest.mark.realdata
+def test_large_bodies_are_parsed_off_the_event_loop_the_same_way(mall) -> None:
+    """Bodies over 64 KiB are parsed and validated in a scoring thread: same answers."""
+    records = [{**r, "CustomerID": f"{r['CustomerID']}-{i}"} for i in range(5) for r in mall[1]]
+    body = json.dumps({"customers": records}).encode()
+    assert len(body) > 64 * 1024
+    with _test_client(create_app(mall[0])) as c:
+        r = c.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and len(r.json()["results"]) == 1000, r.text[:300]
+        records[700]["Age"] = [1]
+        r = c.post("/v1/score", json={"customers": records})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "customers[700].Age"
+
+
 def test_serve_cli_rejects_a_limit_below_one(tmp_path: Path) -> None:
     for flag, value in (("--max-lines", "0"), ("--timeout", "-1"), ("--workers", "0"),
                         ("--max-body-bytes", "0")):

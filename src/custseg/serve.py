@@ -114,6 +114,7 @@ DEFAULT_MAX_LINES = 50_000
 DEFAULT_MAX_LINES_PER_CUSTOMER = 10_000
 DEFAULT_TIMEOUT_S = 10.0
 SCORING_THREADS = 2  # batch scorings at once per worker process (pandas holds the GIL)
+PARSE_IN_LOOP_BYTES = 64 * 1024  # larger bodies are parsed in a scoring thread
 API_KEY_HEADER = "X-API-Key"
 
 
@@ -507,7 +508,11 @@ class _Service:
             return
         if body is None:
             return  # the client went away
-        parsed = self.parse(headers, body)
+        if len(body) <= PARSE_IN_LOOP_BYTES:
+            parsed = self.parse(headers, body)
+        else:  # a large body is parsed and validated off the event loop, which keeps serving
+            parsed = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.parse, headers, body)
         if parsed is _REPLAY:
             replayed = False
 
