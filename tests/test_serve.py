@@ -678,6 +678,22 @@ def test_large_bodies_are_parsed_off_the_event_loop_the_same_way(mall) -> None:
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "customers[700].Age"
 
 
+def test_kept_duckdb_connections_give_the_same_answers(synth_tx_model, synth_files) -> None:
+    """The scoring threads keep one DuckDB connection each: request after request (different
+    customers, the same ones again) answers as score() does."""
+    bodies = [_tx_body(synth_files, 3), _tx_body(synth_files, 7), _tx_body(synth_files, 3)]
+    with _test_client(create_app(synth_tx_model)) as c:
+        for body in bodies:
+            r = c.post("/v1/score", json=body)
+            assert r.status_code == 200, r.text
+            got = _assignments(r.json()["results"])
+            want = score(synth_tx_model, records_frame(body["customers"]),
+                         records_frame(body["transactions"])).assignments
+            want = want.set_index("customer_id")
+            assert got.index.tolist() == want.index.tolist()
+            assert np.array_equal(got["distance"].to_numpy(), want["distance"].to_numpy())
+
+
 def test_serve_cli_rejects_a_limit_below_one(tmp_path: Path) -> None:
     for flag, value in (("--max-lines", "0"), ("--timeout", "-1"), ("--workers", "0"),
                         ("--max-body-bytes", "0")):
