@@ -12,7 +12,9 @@ Cases (see benchmarks/README.md for what each measures and why):
 * ``features``   features from 10M transaction lines vs pandas and a hand-written DuckDB query
                  (bench_features.py);
 * ``scaling``    the whole job at 10k..10M customers, and DuckDB spilling (bench_scaling.py);
-* ``api``        the scoring API's single-customer p99 latency (bench_api.py, run as a
+* ``api``        the scoring API at 1, 8 and 32 clients: p50/p99 latency and requests/s for
+                 single customers, 100-customer batches and single customers with their
+                 transactions, and the single-customer p99 target (bench_api.py, run as a
                  subprocess when that file exists);
 * ``value``      BG/NBD + Gamma-Gamma + CLV at 1M customers vs an every-row Nelder-Mead fit, and
                  the CDNOW fit time (bench_value.py);
@@ -50,7 +52,8 @@ import bench_value  # noqa: E402
 
 BENCHES = ("autok", "kmeans", "silhouette", "features", "scaling", "api", "value", "report")
 API_LINE = re.compile(r"api p99 single-customer: ([\d.]+) ms \(target < ([\d.]+) ms\) (PASS|FAIL)")
-API_QUICK_ARGS = ["--requests", "1000", "--batch-requests", "100", "--time-limit", "20"]
+API_ROW = re.compile(r"api (\S+) c(\d+): p50 ([\d.]+) ms, p99 ([\d.]+) ms, ([\d.]+) req/s")
+API_QUICK_ARGS = ["--seconds", "1", "--no-transactions"]
 
 
 @dataclass
@@ -280,13 +283,18 @@ def api_rows(quick: bool, log) -> list[Row]:
             p99, target = float(match.group(1)), float(match.group(2))
             return [
                 Row(
-                    "API p99 single-customer latency (bench_api.py)",
+                    "API p99 single-customer latency, 8 clients (bench_api.py)",
                     f"{p99:.2f} ms",
                     "—",
                     "—",
                     f"< {target:g} ms",
                     match.group(3) == "PASS",
                 )
+            ] + [
+                Row(f"API {m.group(1)}, {m.group(2)} clients: p50 / p99, requests/s",
+                    f"{float(m.group(3)):.2f} / {float(m.group(4)):.2f} ms, "
+                    f"{float(m.group(5)):.0f}/s", "—", "—", "—", None)
+                for m in API_ROW.finditer(proc.stdout)
             ]
         if "unrecognized arguments" not in proc.stderr:
             break

@@ -485,7 +485,7 @@ def score(
                           spark_master))
 
 
-def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: int) -> None:
+def _serve(model: Path, host: str, port: int, api_key: str | None, limits: dict) -> None:
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -496,8 +496,10 @@ def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: in
 
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"port must be 0-65535, got {port}")
-    if max_batch < 1:
-        raise typer.BadParameter(f"--max-batch must be at least 1, got {max_batch}")
+    for name, value in limits.items():
+        if not value > 0:  # every limit, and the timeout, must be positive (NaN is not)
+            flag = "--" + name.removesuffix("_s").replace("_", "-")
+            raise typer.BadParameter(f"{flag} must be positive, got {value}")
     api_key = api_key or None
 
     def ready(address: tuple) -> None:
@@ -509,8 +511,7 @@ def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: in
             err_console.print(f"[bold yellow]warning:[/] listening on {escape(host)} without "
                               "an API key", highlight=False)
 
-    run_server(model, host=host, port=port, api_key=api_key, max_batch=max_batch,
-               on_ready=ready)
+    run_server(model, host=host, port=port, api_key=api_key, on_ready=ready, **limits)
 
 
 @app.command()
@@ -521,10 +522,26 @@ def serve(
     api_key: str | None = typer.Option(None, "--api-key", envvar="CUSTSEG_API_KEY",
                                        help="require this key in the X-API-Key header "
                                        "(default: $CUSTSEG_API_KEY; none: no key needed)"),
-    max_batch: int = typer.Option(1000, "--max-batch", help="most customers per request"),
+    max_batch: int = typer.Option(1000, "--max-batch", help="most customers per request "
+                                  "(413 above it)"),
+    max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body-bytes",
+                                       help="largest request body in bytes (413 above it, "
+                                       "before the body is parsed)"),
+    max_lines: int = typer.Option(50_000, "--max-lines",
+                                  help="most transaction lines per request (413 above it)"),
+    max_lines_per_customer: int = typer.Option(10_000, "--max-lines-per-customer",
+                                               help="most transaction lines of one customer "
+                                               "in a request (413 above it)"),
+    timeout: float = typer.Option(10.0, "--timeout", help="seconds a request may take to "
+                                  "score (503 past it)"),
+    workers: int = typer.Option(1, "--workers", help="worker processes (each loads the "
+                                "model; more serve more requests at once on more cores)"),
 ) -> None:
     """Serve the model over HTTP: /v1/score, /v1/segments, /healthz (docs at /docs)."""
-    _guard(lambda: _serve(model, host, port, api_key, max_batch))
+    limits = {"max_batch": max_batch, "max_body_bytes": max_body_bytes,
+              "max_lines": max_lines, "max_lines_per_customer": max_lines_per_customer,
+              "timeout_s": timeout, "workers": workers}
+    _guard(lambda: _serve(model, host, port, api_key, limits))
 
 
 def version_callback(value: bool) -> None:

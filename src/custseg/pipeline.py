@@ -113,17 +113,19 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
                  config: Config | None = None, progress: Progress | None = None,
                  timings: dict[str, float] | None = None, scoring: bool = False,
                  fixed_groups: dict[str, list[str]] | None = None,
-                 fences: dict[str, float] | None = None) -> PreparedData:
+                 fences: dict[str, float] | None = None,
+                 ledger: Ledger | None = None) -> PreparedData:
     """Read, type, clean and aggregate the inputs into one feature row per customer.
 
     Shared by segmentation, scoring and drift so that every path builds features the same way.
     ``scoring=True`` keeps columns that are constant or empty in a small batch (see
-    :func:`~custseg.cleaning.prepare_customers`).
+    :func:`~custseg.cleaning.prepare_customers`). ``ledger``: record the row accounting there
+    (the caller can still read it when preparation fails, e.g. the API when no customer is left).
     """
     cfg = config or Config()
     seg = cfg.segmentation
     timer = StageTimer(timings if timings is not None else {}, progress)
-    ledger = Ledger()
+    ledger = ledger if ledger is not None else Ledger()
 
     tx_source = transactions if transactions is not None else cfg.transactions.path
     sql_tx = None
