@@ -232,6 +232,8 @@ def test_with_transactions_on_the_synthetic_model(tx_server, synth_tx_model, syn
     assert got.index.tolist() == want.index.tolist() == sorted(customers["customer_id"])
     assert (got["segment_id"] == want["segment_id"]).all()
     assert np.array_equal(got["distance"].to_numpy(), want["distance"].to_numpy())
+    for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):  # worth next
+        assert np.allclose(got[c].to_numpy(float), want[c].to_numpy(float)), c
     assert r.json()["as_of"] == str(want_as_of(synth_tx_model, body))
     # no key configured: the segments need none; without transactions: 422 naming the field
     assert httpx.get(tx_server + "/v1/segments").status_code == 200

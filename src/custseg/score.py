@@ -21,8 +21,10 @@ import pandas as pd
 
 from custseg.config import Config
 from custseg.errors import InputError, ModelFormatError
+from custseg.features import VALUE_INPUTS
 from custseg.model import SegmentModel, load_model
 from custseg.preprocess import Preprocessor
+from custseg.value import VALUE_COLUMNS, apply_value_model
 
 Source = str | Path | pd.DataFrame | None
 
@@ -127,6 +129,13 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
     assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
+    value = lm.manifest.get("value_model")
+    if value and set(VALUE_INPUTS) <= set(frame.columns):
+        # the training run's fitted value model, applied (never refitted on a scoring batch)
+        cols = apply_value_model(value, frame[list(VALUE_INPUTS)])
+        for c in VALUE_COLUMNS:
+            if cols[c].notna().any():
+                assignments[c] = np.round(cols[c].to_numpy(float), 6)
     return ScoreResult(assignments=assignments, excluded=data.ledger.excluded_frame(),
                        rows={k: v.to_dict() for k, v in data.ledger.sources.items()},
                        as_of=data.as_of)

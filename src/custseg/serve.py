@@ -102,6 +102,7 @@ from custseg.features import keep_connection
 from custseg.pipeline import prepare_data
 from custseg.roles import transaction_roles
 from custseg.score import LoadedModel, records_frame, score
+from custseg.value import VALUE_COLUMNS
 
 log = logging.getLogger("custseg.serve")
 
@@ -610,6 +611,10 @@ class _Service:
             for cid, sid, name, dist, conf in zip(a["customer_id"], a["segment_id"],
                                                   a["segment_name"], a["distance"],
                                                   a["confidence"], strict=True)]
+        # what each customer is worth next (models fitted on transactions)
+        for col in [c for c in VALUE_COLUMNS if c in a.columns]:
+            for r, v in zip(results, a[col].to_numpy(float), strict=True):
+                r[col] = _finite(v)
         return {"results": results, "excluded": _exclusions(result.excluded),
                 "as_of": result.as_of.isoformat() if result.as_of else None}
 

@@ -421,6 +421,48 @@ class ValueRun:
     info: dict                      # parameters, settings, exclusions, notes (JSON-ready)
 
 
+def _summary_from_days(frame: pd.DataFrame, unit_days: float,
+                       as_of: str | pd.Timestamp | None) -> PurchaseSummary:
+    """The models' inputs (in units of ``unit_days``) from the purchase-day columns."""
+    x = frame["value_repeat_days"].to_numpy(float)
+    t_x = frame["value_recency_days"].to_numpy(float) / unit_days
+    big_t = frame["value_age_days"].to_numpy(float) / unit_days
+    spend = frame["value_repeat_spend"].to_numpy(float)
+    # a first purchase on the as-of date is observed for no time: count it as one day
+    big_t = np.maximum(big_t, 1.0 / unit_days)
+    t_x = np.minimum(t_x, big_t)
+    return PurchaseSummary(
+        pd.DataFrame({"frequency": x, "recency": t_x, "T": big_t,
+                      "monetary": np.nan_to_num(spend, nan=0.0)}, index=frame.index),
+        float(unit_days), pd.Timestamp(as_of) if as_of is not None else pd.NaT,
+        bool(np.isfinite(spend).any()))
+
+
+def _value_table(bg: BetaGeoModel, gg: GammaGammaModel | None, summary: PurchaseSummary,
+                 horizon_months: int, monthly_discount: float) -> pd.DataFrame:
+    values = customer_value(bg, gg, summary, horizon_months=horizon_months,
+                            monthly_discount=monthly_discount)
+    return pd.DataFrame({"p_alive": values["p_alive"],
+                         "expected_purchases": values["expected_purchases"],
+                         "expected_spend": values["expected_purchases"]
+                         * values["expected_spend_per_purchase"],
+                         "clv": values["clv"]}, index=summary.frame.index)
+
+
+def apply_value_model(info: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """A fitted run's value model (its ``info``: parameters and settings, as saved with the
+    segmentation model) applied to new customers' purchase-day columns: VALUE_COLUMNS."""
+    bg = BetaGeoModel()
+    bg.r_, bg.alpha_, bg.a_, bg.b_ = (float(info["bgnbd"][k]) for k in ("r", "alpha", "a", "b"))
+    gg = None
+    if info.get("gamma_gamma"):
+        gg = GammaGammaModel()
+        gg.p_, gg.q_, gg.gamma_ = (float(info["gamma_gamma"][k]) for k in ("p", "q", "gamma"))
+    summary = _summary_from_days(frame, float(info["unit_days"]), None)
+    return _value_table(bg, gg, summary, int(info["horizon_months"]),
+                        float(info["monthly_discount"]))
+
+
 def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_months: int = 12,
                     monthly_discount: float = 0.01, as_of: str | pd.Timestamp | None = None,
                     ) -> ValueRun:
@@ -433,21 +475,10 @@ def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_mont
     customers); the caller records that and goes on without value columns.
     """
     x = frame["value_repeat_days"].to_numpy(float)
-    t_x = frame["value_recency_days"].to_numpy(float) / unit_days
-    big_t = frame["value_age_days"].to_numpy(float) / unit_days
-    spend = frame["value_repeat_spend"].to_numpy(float)
     if len(x) < 20 or (x > 0).sum() < 5:
         raise InputError(f"the value model needs at least 20 customers and 5 with repeat purchase "
                          f"days; found {len(x)} and {int((x > 0).sum())}")
-    if np.any(big_t <= 0):
-        # a first purchase on the as-of date: observed for no time, it carries no information
-        big_t = np.maximum(big_t, 1.0 / unit_days)
-        t_x = np.minimum(t_x, big_t)
-    summary = PurchaseSummary(
-        pd.DataFrame({"frequency": x, "recency": t_x, "T": big_t,
-                      "monetary": np.nan_to_num(spend, nan=0.0)}, index=frame.index),
-        float(unit_days), pd.Timestamp(as_of) if as_of is not None else pd.NaT,
-        bool(np.isfinite(spend).any()))
+    summary = _summary_from_days(frame, unit_days, as_of)
     bg = BetaGeoModel().fit(summary.frequency, summary.recency, summary.T)
     gg, note = None, None
     if summary.has_amounts:
@@ -463,20 +494,14 @@ def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_mont
             f"the purchase model finds almost no drop-out (a/(a+b) = {dropout:.2%} per purchase): "
             "P(alive) is near 1 for nearly everyone, so it cannot tell who has lapsed; read "
             "recency against the typical gap between orders instead")
-    values = customer_value(bg, gg, summary, horizon_months=horizon_months,
-                            monthly_discount=monthly_discount)
-    columns = pd.DataFrame({"p_alive": values["p_alive"],
-                            "expected_purchases": values["expected_purchases"],
-                            "expected_spend": values["expected_purchases"]
-                            * values["expected_spend_per_purchase"],
-                            "clv": values["clv"]}, index=frame.index)
+    columns = _value_table(bg, gg, summary, horizon_months, monthly_discount)
     info = {
         "model": "BG/NBD + Gamma-Gamma" if gg is not None else "BG/NBD",
         "unit_days": float(unit_days), "horizon_months": int(horizon_months),
         "monthly_discount": float(monthly_discount),
-        "bgnbd": {k: round(v, 8) for k, v in bg.params_.items()},
+        "bgnbd": {k: float(v) for k, v in bg.params_.items()},
         "bgnbd_loglik": round(bg.loglik_, 6),
-        "gamma_gamma": None if gg is None else {k: round(v, 8) for k, v in gg.params_.items()},
+        "gamma_gamma": None if gg is None else {k: float(v) for k, v in gg.params_.items()},
         "gamma_gamma_excluded": None if gg is None else dict(gg.excluded_),
         "customers": int(len(x)), "repeat_customers": int((x > 0).sum()),
         "note": note,
