@@ -167,7 +167,8 @@ def _segment(customers: Path | str | None, transactions: Path | None, config: Pa
              k: str, as_of: str | None, seed: int | None, out: Path, quiet: bool,
              previous_model: Path | None = None, workspace: Path | None = None,
              engine: str = "local", spark_master: str | None = None,
-             db: dict[str, str | None] | None = None) -> None:
+             db: dict[str, str | None] | None = None,
+             calibration_end: str | None = None) -> None:
     from custseg.config import Config
 
     engine = _parse_engine(engine)
@@ -181,6 +182,11 @@ def _segment(customers: Path | str | None, transactions: Path | None, config: Pa
                                  "database source")
     cfg = cfg.with_overrides(k=_parse_k(k) if k != "auto" or config is None else None,
                              as_of=_parse_date(as_of), seed=seed)
+    if calibration_end is not None:
+        if engine == "spark":
+            raise typer.BadParameter("--calibration-end runs on the local engine only")
+        cfg = cfg.model_copy(update={"value": cfg.value.model_copy(
+            update={"calibration_end": _parse_date(calibration_end)})})
     if customers is None and transactions is None and not (
             cfg.customers.path or cfg.transactions.path or cfg.db_source("customers")
             or cfg.db_source("transactions")):
@@ -255,12 +261,16 @@ def segment(
         "this folder) so drift and evolve can find it by date"),
     engine: str = _engine_option(),
     spark_master: str | None = _master_option(),
+    calibration_end: str | None = typer.Option(
+        None, "--calibration-end", help="holdout check of the value model: fit on purchases up "
+        "to this date (YYYY-MM-DD), compare predicted with actual repeat purchases after it"),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
     db = dict(zip(DB_OPTIONS, (customers_table, customers_query, transactions_table,
                                transactions_query), strict=True))
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
-                            previous_model, workspace, engine, spark_master, db=db))
+                            previous_model, workspace, engine, spark_master, db=db,
+                            calibration_end=calibration_end))
 
 
 def _drift(reference: str, current: str, model: Path | None, out: Path,

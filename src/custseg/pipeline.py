@@ -43,7 +43,7 @@ from custseg.profile import (
 from custseg.recommend import recommend
 from custseg.results.segmentation import KSelection, SegmentationResult
 from custseg.selection import choose_k, silhouette_profile
-from custseg.value import VALUE_COLUMNS, value_from_days
+from custseg.value import VALUE_COLUMNS, HoldoutRun, holdout_from_lines, value_from_days
 
 Progress = Callable[[str, int, int], None]
 Source = str | Path | pd.DataFrame | DbSource | None
@@ -107,6 +107,7 @@ class PreparedData:
     transactions_engine: str | None = None   # "duckdb" or "pandas": where they were cleaned
     currency: str | None = None              # the symbol the amount / value column names show
     value_model: dict | None = None          # what the value model fitted (add_value_columns)
+    holdout: HoldoutRun | None = None        # the holdout check ([value] calibration_end)
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
@@ -202,6 +203,7 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
         as_of = feats.as_of or as_of
         account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
+    holdout = _holdout(cfg, tx, sql_tx, as_of, timer)
     tx_roles = tx.roles if tx is not None else sql_tx.roles if sql_tx is not None else {}
     money_columns = [col for role, col in tx_roles.items() if role in ("amount", "unit_price")]
     if cust is not None and cust.value_column:
@@ -210,7 +212,8 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
                         ignored_columns=dict(cust.ignored) if cust is not None else {},
                         fences=dict(cust.fences) if cust is not None else {},
-                        transactions_engine=engine, currency=infer_currency(money_columns))
+                        transactions_engine=engine, currency=infer_currency(money_columns),
+                        holdout=holdout)
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -240,6 +243,29 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
     data = prepare_data(customers, transactions, config=cfg, progress=progress, timings=timings)
     return segment_prepared(data, config=cfg, progress=progress, previous_model=previous_model,
                             timings=timings, selection_charts=selection_charts)
+
+
+def _holdout(cfg: Config, tx, sql_tx: SqlTransactions | None, as_of: date | None,
+             timer: StageTimer) -> HoldoutRun | None:
+    """The holdout check when ``[value] calibration_end`` is set: the value model fitted on the
+    purchases up to it, its predictions compared with the purchases after it."""
+    v = cfg.value
+    if v.calibration_end is None or not v.enabled:
+        return None
+    with timer.stage("holdout check"):
+        if tx is not None:
+            f = tx.frame
+            lines = f.loc[~f["is_return"].to_numpy(bool), ["customer_id", "ts", "amount"]]
+            source = tx.file
+        elif sql_tx is not None:
+            lines = sql_tx.con.execute(
+                "SELECT customer_id, ts, CAST(amount AS DOUBLE) AS amount FROM tx "
+                "WHERE NOT is_return").df()
+            source = sql_tx.file
+        else:
+            raise ConfigError("--calibration-end needs a transactions log")
+        return holdout_from_lines(lines, calibration_end=v.calibration_end, as_of=as_of,
+                                  unit_days=v.unit_days, source=source)
 
 
 def add_value_columns(data: PreparedData, cfg: Config) -> PreparedData:
@@ -395,7 +421,25 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
-        currency=currency or "", value_model=data.value_model)
+        currency=currency or "", value_model=data.value_model,
+        holdout=_holdout_by_segment(data.holdout, feats, labels, profiles))
+
+
+def _holdout_by_segment(holdout: HoldoutRun | None, feats: FeatureTable, labels: np.ndarray,
+                        profiles) -> dict | None:
+    """The holdout check's figures, with predicted and actual repeat purchases per segment (of
+    the customers seen before the calibration end)."""
+    if holdout is None:
+        return None
+    seg = pd.Series(labels, index=feats.frame.index)
+    per = holdout.per_customer.join(seg.rename("segment_id"), how="inner")
+    rows = []
+    for s in profiles.segments:
+        p = per[per["segment_id"] == s.segment_id]
+        rows.append({"segment_id": s.segment_id, "name": s.name, "customers": int(len(p)),
+                     "predicted": round(float(p["predicted"].sum()), 3),
+                     "actual": int(p["actual"].sum())})
+    return {**holdout.info, "segments": rows}
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,

@@ -507,3 +507,59 @@ def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_mont
         "note": note,
     }
     return ValueRun(columns=columns, info=info)
+
+
+@dataclass
+class HoldoutRun:
+    """A holdout check on one run's transactions: per customer predicted and actual repeat
+    purchases after the calibration end, and the JSON-ready figures."""
+
+    per_customer: pd.DataFrame      # predicted, actual, calibration_frequency (index customer)
+    info: dict
+
+
+def holdout_from_lines(lines: pd.DataFrame, *, calibration_end: str | pd.Timestamp,
+                       as_of: str | pd.Timestamp, unit_days: float = 7.0,
+                       source: str = "transactions") -> HoldoutRun:
+    """Fit BG/NBD on the purchase lines up to ``calibration_end`` (columns customer_id, ts,
+    amount; no returns) and compare its predicted repeat purchases after it with the actual ones
+    up to ``as_of``: in total, per customer, as the cumulative tracking curve and as the
+    conditional expectation by calibration-period repeat purchases (0..6, 7+)."""
+    cal_end, end = pd.Timestamp(calibration_end), pd.Timestamp(as_of)
+    if not cal_end < end:
+        raise InputError(f"the calibration end {cal_end.date()} must be before the last date of "
+                         f"the data ({end.date()})", file=source)
+    calibration = summarise_purchases(lines, end=cal_end, customer="customer_id", timestamp="ts",
+                                      amount="amount", unit_days=unit_days, source=source)
+    if len(calibration.frame) < 20 or (calibration.frequency > 0).sum() < 5:
+        raise InputError("too few customers before the calibration end for a holdout check "
+                         f"({len(calibration.frame)}, {(calibration.frequency > 0).sum()} repeat)",
+                         file=source)
+    bg = BetaGeoModel().fit(calibration.frequency, calibration.recency, calibration.T)
+    check = holdout_check(lines, bg, calibration, holdout_end=end, timestamp="ts", source=source)
+    per = pd.DataFrame({"predicted": check.predicted, "actual": check.actual.astype(float),
+                        "calibration_frequency": calibration.frequency},
+                       index=calibration.frame.index)
+    bins = np.minimum(per["calibration_frequency"].to_numpy(), 7).astype(int)
+    cond = per.groupby(bins).agg(customers=("actual", "size"), actual=("actual", "mean"),
+                                 predicted=("predicted", "mean"))
+    t = check.tracking
+    cal_unit = (cal_end.normalize() - lines["ts"].min().normalize()).days / unit_days
+    info = {
+        "calibration_end": cal_end.date().isoformat(), "holdout_end": end.date().isoformat(),
+        "unit_days": float(unit_days), "customers": int(len(per)),
+        "bgnbd": {k: float(v) for k, v in bg.params_.items()},
+        "predicted_total": round(check.predicted_total, 3),
+        "actual_total": check.actual_total,
+        "error": (round(check.predicted_total / check.actual_total - 1, 6)
+                  if check.actual_total else None),
+        "correlation": round(check.correlation, 6) if per["actual"].std() > 0 else None,
+        "tracking": {"unit": t["unit"].round(6).tolist(), "actual": t["actual"].tolist(),
+                     "expected": t["expected"].round(6).tolist(), "calibration_end_unit":
+                     round(cal_unit, 6)},
+        "conditional": [{"repeat_purchases": ("7+" if int(b) == 7 else int(b)),
+                         "customers": int(r.customers), "actual": round(float(r.actual), 6),
+                         "predicted": round(float(r.predicted), 6)}
+                        for b, r in cond.iterrows()],
+    }
+    return HoldoutRun(per_customer=per, info=info)

@@ -605,7 +605,44 @@ def render_report(result: SegmentationResult) -> str:
         overview=v.overview_rows(), cards=v.cards(), colours=v.colours,
         stability_min=STABILITY_MIN, currency=result.currency,
         outcome_columns=v.outcome_columns(), k_best=_k_best(sel),
+        value_model=(result.value_model if (result.value_model or {}).get("bgnbd") else None),
+        holdout=_holdout_text(result), holdout_image=_holdout_image(result),
     )
+
+
+def _holdout_text(result: SegmentationResult) -> dict | None:
+    h = result.holdout
+    if not h:
+        return None
+    err = h.get("error")
+    text = (f"Fitted on purchases up to {h['calibration_end']}, the model predicted "
+            f"{h['predicted_total']:,.0f} repeat purchases by {h['customers']:,} customers between "
+            f"then and {h['holdout_end']}; they made {h['actual_total']:,}"
+            + (f" ({err:+.1%})" if err is not None else "")
+            + (f"; per customer, predicted and actual correlate at {h['correlation']:.2f}"
+               if h.get("correlation") is not None else "") + ". By segment: "
+            + "; ".join(f"{s['name']} {s['predicted']:,.0f} predicted vs {s['actual']:,} actual"
+                        for s in h.get("segments", [])) + ".")
+    return {"text": text}
+
+
+def _holdout_image(result: SegmentationResult) -> Image | None:
+    h = result.holdout
+    if not h:
+        return None
+    t = h["tracking"]
+    png = plots.holdout_plot(t["unit"], t["actual"], t["expected"], t["calibration_end_unit"],
+                             h["conditional"], h["unit_days"])
+    alt = (f"Two line charts. Left: cumulative repeat purchases per week, actual against the "
+           f"BG/NBD expectation, with the calibration end ({h['calibration_end']}) marked; at the "
+           f"end {t['actual'][-1]:,.0f} actual vs {t['expected'][-1]:,.0f} expected. Right: mean "
+           "repeat purchases in the holdout by repeat purchases in calibration (0 to 7+), actual "
+           "against predicted: " + "; ".join(
+               f"{c['repeat_purchases']}: {c['actual']:.2f} vs {c['predicted']:.2f}"
+               for c in h["conditional"]) + ".")
+    caption = ("The value model's holdout check: fitted only on the purchases before the "
+               "calibration end, then compared with what the customers did after it.")
+    return _image(png, alt, caption)
 
 
 def _k_best(sel) -> dict:

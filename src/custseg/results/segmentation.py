@@ -120,6 +120,7 @@ class SegmentationResult:
     charts: dict[str, bytes] = field(default_factory=dict)
     currency: str = ""  # put before amounts in the report ([report] currency, or inferred)
     value_model: dict | None = None  # the value model's parameters and settings, when fitted
+    holdout: dict | None = None      # the holdout check ([value] calibration_end), when run
 
     @property
     def k(self) -> int:
@@ -177,6 +178,7 @@ class SegmentationResult:
             "k": self.k,
             "currency": self.currency or None,
             "value_model": self.value_model,
+            "holdout": self.holdout,
             "no_strong_structure": self.selection.no_strong_structure,
             "k_selection": sel,
             "final_fit": {"init": getattr(self.model, "init_", None),
