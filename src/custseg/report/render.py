@@ -209,7 +209,7 @@ class _View:
              else "none (no dates in the data)"),
             ("customers used to score each k", f"{sel.sample_size:,} of {sel.n_customers:,}"),
             ("silhouette sample", f"{sel.silhouette_sample:,} customers"),
-            ("stability", f"{seg.bootstrap} bootstrap refits per k" if seg.bootstrap
+            ("stability", f"{seg.bootstrap} refits on 80% subsamples per k" if seg.bootstrap
              else "not measured (bootstrap = 0)"),
             ("K-Means restarts (n_init)", str(seg.n_init)),
             ("invalid values in required columns", seg.on_invalid),
@@ -584,6 +584,7 @@ def render_report(result: SegmentationResult) -> str:
         map_image=v.map_image(), sizes_image=v.sizes_image(), heatmap_image=v.heatmap_image(),
         overview=v.overview_rows(), cards=v.cards(), colours=v.colours,
         stability_min=STABILITY_MIN,
+        structure=sel.structure, structure_message=sel.structure_message,
     )
 
 
@@ -608,9 +609,8 @@ def render_summary_md(result: SegmentationResult) -> str:
         lines += ["**Customers excluded:** " + "; ".join(f"{_md(k)}: {n:,}"
                                                          for k, n in excluded.items()) + ".", ""]
     lines += [f"**Why k = {result.k}:** {_md(sel.reason)}.", ""]
-    if sel.no_strong_structure:
-        lines += ["> **Note:** no strong cluster structure — the segments are a useful "
-                  "partition of customers, not natural groups.", ""]
+    if sel.structure_message:
+        lines += [f"> **Cluster structure {_md(sel.structure_message)}.**", ""]
     head = "| # | Segment | Customers | Share |"
     rule = "|---:|---|---:|---:|"
     if v.has_revenue:
