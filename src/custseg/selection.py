@@ -153,11 +153,11 @@ def null_reference(Xs: np.ndarray, *, seed: int, size: int) -> np.ndarray:
     return rng.uniform(lo, hi, size=P.shape)
 
 
-def null_silhouette(null: np.ndarray, k: int, *, seed: int) -> float:
+def null_silhouette(null: np.ndarray, k: int, *, seed: int) -> float | None:
     """Silhouette of K-Means with ``k`` segments on the no-cluster reference: what a
     partition of data without clusters (but with the data's shape) scores."""
-    if len(np.unique(null, axis=0)) <= k:
-        return float("nan")
+    if len(null) <= k:
+        return None
     labels = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(null).labels_
     return float(silhouette_score_blocked(null, labels)) if len(np.unique(labels)) > 1 else -1.0
 
