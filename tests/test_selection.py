@@ -89,11 +89,17 @@ def test_falling_silhouette_does_not_pull_k_to_two() -> None:
     assert _decide(scores).k == 4
 
 
-def test_near_ties_go_to_calinski_harabasz() -> None:
-    scores = [_score(3, 0.50, 0.20, 0.9, ch=500), _score(4, 0.52, 0.20, 0.9, ch=800),
-              _score(5, 0.55, 0.20, 0.9, ch=600)]
+def test_inertia_gap_separates_near_ties() -> None:
+    # equal silhouette gaps: the k whose K-Means also tightens the segments more than on the
+    # reference (log-inertia gap) wins -- what splits a close pair of planted groups
+    scores = [_score(3, 0.50, 0.20, 0.9), _score(4, 0.50, 0.20, 0.9)]
+    scores[0].null_inertia, scores[0].mean_inertia = 1.0, 0.5
+    scores[1].null_inertia, scores[1].mean_inertia = 0.8, 0.2
     sel = _decide(scores)
-    assert sel.k == 4 and "Calinski-Harabasz" in sel.reason
+    assert sel.k == 4 and "log-inertia gap" in sel.reason, sel.reason
+    assert scores[1].inertia_gap == pytest.approx(np.log(4.0))
+    scores[1].mean_inertia = 0.8  # no tightening beyond the reference: k=3
+    assert _decide(scores).k == 3
 
 
 def test_only_two_stable_but_no_structure_takes_most_stable_in_range() -> None:

@@ -13,8 +13,10 @@ their difference (the *gap*) compares k's fairly.
 The decision rule (:data:`RULE`) is stated in words and recorded with its reason:
 
 1. Candidates are the k whose stability is at least 0.75 (all k when none is).
-2. Among candidates with 3-8 segments (what a marketer can act on), the largest gap wins; k's
-   within 0.05 of it are near-tied and the highest Calinski-Harabasz among them wins.
+2. Among candidates with 3-8 segments (what a marketer can act on), the largest *gap score*
+   wins: the silhouette gap plus 0.25 x the log-inertia gap (Tibshirani's gap statistic, per
+   customer), both against the same reference. The silhouette gap alone merges close pairs of
+   groups; the inertia gap alone over-splits; together they found the planted k most often.
 3. A k outside 3-8 (2, 9, 10) must show real structure (gap >= 0.1), and is chosen only when
    it beats that choice by 0.05 or more in both gap and silhouette, or when no k in 3-8 is a
    candidate. With no candidate in 3-8 and none outside with that gap, the most stable k in 3-8
@@ -25,8 +27,8 @@ The decision rule (:data:`RULE`) is stated in words and recorded with its reason
 
 The thresholds were set on the planted grid of ``benchmarks/bench_krule.py`` (Gaussian blobs,
 k = 2..8, imbalance, noise columns, nested groups, and five no-cluster shapes); as tie-breakers
-the knee and Davies-Bouldin found fewer planted k than Calinski-Harabasz, so they are reported,
-not voted.
+the knee, Calinski-Harabasz and Davies-Bouldin found fewer planted k (Calinski-Harabasz lost
+the synthetic personas), so they are reported, not voted.
 """
 
 from __future__ import annotations
@@ -49,23 +51,26 @@ from custseg.sampling import stratified_sample
 Progress = Callable[[str, int, int], None]
 
 PREFERRED = (3, 8)       # segment counts a marketer can act on
-GAP_TIE = 0.05           # gaps within this of the best are near-tied
+INERTIA_WEIGHT = 0.25    # weight of the log-inertia gap in the gap score
 OUTSIDE_MARGIN = 0.05    # a k outside PREFERRED must beat the in-range choice by this much
 STRONG = (0.50, 0.20)    # (silhouette, gap) a strong structure needs at least
 MODERATE = (0.25, 0.10)  # (silhouette, gap) a moderate structure needs at least
 RULE = (
     f"candidates are the k whose stability (mean adjusted Rand index of K-Means refitted on "
-    f"80% subsamples) is at least {STABILITY_MIN} (all k when none is); each candidate's gap is "
-    f"its silhouette minus the silhouette of the same K-Means on a no-cluster reference (uniform "
-    f"in the data's principal-axes box). Among candidates with {PREFERRED[0]}-{PREFERRED[1]} "
-    f"segments, the largest gap wins; k's within {GAP_TIE} of it are near-tied and the highest "
-    f"Calinski-Harabasz among them wins. A k outside {PREFERRED[0]}-{PREFERRED[1]} needs a gap "
-    f"of at least {MODERATE[1]} and is chosen only when it beats that choice by {OUTSIDE_MARGIN} "
-    f"or more in both gap and silhouette, or when no k inside is a candidate; when neither "
-    f"inside nor outside has one, the most stable k in {PREFERRED[0]}-{PREFERRED[1]}. Structure: strong when the chosen k is stable with "
-    f"silhouette >= {STRONG[0]} and gap >= {STRONG[1]}; moderate when stable with silhouette "
-    f">= {MODERATE[0]} and gap >= {MODERATE[1]}; weak otherwise. The knee and Davies-Bouldin "
-    f"are reported, not voted: as tie-breakers they found fewer planted k"
+    f"80% subsamples) is at least {STABILITY_MIN} (all k when none is). Each k is compared with "
+    f"the same K-Means on a no-cluster reference (uniform in the data's principal-axes box): "
+    f"its gap score is the silhouette gap (silhouette minus the reference's) plus "
+    f"{INERTIA_WEIGHT} x the log-inertia gap (log of the reference's within-segment dispersion "
+    f"over the data's). Among candidates with {PREFERRED[0]}-{PREFERRED[1]} segments the "
+    f"largest gap score wins. A k outside {PREFERRED[0]}-{PREFERRED[1]} needs a silhouette gap "
+    f"of at least {MODERATE[1]} and is chosen only when it beats that choice by "
+    f"{OUTSIDE_MARGIN} or more in both silhouette gap and silhouette, or when no k inside is a "
+    f"candidate; when neither inside nor outside has one, the most stable k in "
+    f"{PREFERRED[0]}-{PREFERRED[1]}. Structure: strong when the chosen k is stable with "
+    f"silhouette >= {STRONG[0]} and silhouette gap >= {STRONG[1]}; moderate when stable with "
+    f"silhouette >= {MODERATE[0]} and silhouette gap >= {MODERATE[1]}; weak otherwise. The "
+    f"knee, Calinski-Harabasz and Davies-Bouldin are reported, not voted: as tie-breakers they "
+    f"found fewer planted k"
 )
 
 STRUCTURE_MESSAGES = {
@@ -153,13 +158,16 @@ def null_reference(Xs: np.ndarray, *, seed: int, size: int) -> np.ndarray:
     return rng.uniform(lo, hi, size=P.shape)
 
 
-def null_silhouette(null: np.ndarray, k: int, *, seed: int) -> float | None:
-    """Silhouette of K-Means with ``k`` segments on the no-cluster reference: what a
-    partition of data without clusters (but with the data's shape) scores."""
+def null_scores(null: np.ndarray, k: int, *, seed: int) -> tuple[float | None, float | None]:
+    """Silhouette and mean squared distance to the centroid (inertia per customer) of K-Means
+    with ``k`` segments on the no-cluster reference: what a partition of data without clusters
+    (but with the data's extent) scores."""
     if len(null) <= k:
-        return None
-    labels = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(null).labels_
-    return float(silhouette_score_blocked(null, labels)) if len(np.unique(labels)) > 1 else -1.0
+        return None, None
+    km = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(null)
+    sil = float(silhouette_score_blocked(null, km.labels_)) if len(np.unique(km.labels_)) > 1 \
+        else -1.0
+    return sil, float(km.inertia_) / len(null)
 
 
 def subsample_stability(Xs: np.ndarray, labels: np.ndarray, k: int, *, seed: int,
@@ -196,8 +204,10 @@ def score_labels(Xs: np.ndarray, labels: np.ndarray, k: int, *, inertia: float, 
         if bootstrap > 0 else None
     if null is None:
         null = null_reference(Xs, seed=seed, size=silhouette_sample)
+    null_sil, null_inertia = null_scores(null, k, seed=seed)
     return KScore(k=k, inertia=inertia, silhouette=float(sil), stability=stab, criteria=crit,
-                  null_silhouette=null_silhouette(null, k, seed=seed))
+                  null_silhouette=null_sil, null_inertia=null_inertia,
+                  mean_inertia=inertia / len(Xs))
 
 
 def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
@@ -257,16 +267,18 @@ def _gap(s: KScore) -> float:
     return s.silhouette if g is None else g
 
 
+def usefulness(s: KScore) -> float:
+    """What :data:`RULE` maximises: the silhouette gap plus ``INERTIA_WEIGHT`` x the log-inertia
+    gap (both against the same no-cluster reference)."""
+    w = s.inertia_gap
+    return _gap(s) + (0.0 if w is None else INERTIA_WEIGHT * w)
+
+
 def _pick(cands: list[KScore]) -> tuple[KScore, str]:
-    """The largest gap, near-ties broken by Calinski-Harabasz (see :data:`RULE`), and why."""
-    top = max(_gap(s) for s in cands)
-    tied = [s for s in cands if _gap(s) >= top - GAP_TIE]
-    if len(tied) == 1:
-        return tied[0], "the largest gap"
-    best = max(tied, key=lambda s: (s.criteria.get("calinski_harabasz", -np.inf), _gap(s), -s.k))
-    others = ", ".join(f"k={s.k}" for s in tied if s is not best)
-    return best, (f"the highest Calinski-Harabasz among the k whose gap is within {GAP_TIE} "
-                  f"of the largest (also {others})")
+    best = max(cands, key=lambda s: (round(usefulness(s), 9), -s.k))
+    w = best.inertia_gap
+    return best, (f"the largest gap score {usefulness(best):.3f} (silhouette gap {_gap(best):.3f}"
+                  + (f" + {INERTIA_WEIGHT} x log-inertia gap {w:.3f})" if w is not None else ")"))
 
 
 def structure_verdict(score: KScore) -> tuple[str, dict]:
@@ -313,7 +325,7 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
     if inside:
         chosen, how = _pick(inside)
         why = (f"k={chosen.k} has {how} among {cand}k in {PREFERRED[0]}-{PREFERRED[1]} "
-               f"(gap {_gap(chosen):.3f}: silhouette {chosen.silhouette:.3f}")
+               f"(silhouette {chosen.silhouette:.3f}")
         why += (f" vs {chosen.null_silhouette:.3f} on the no-cluster reference)"
                 if chosen.null_silhouette is not None else ")")
         beat = [s for s in real if _gap(s) >= _gap(chosen) + OUTSIDE_MARGIN
@@ -321,21 +333,21 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
         if beat:
             alt = max(beat, key=lambda s: (_gap(s), -s.k))
             why = (f"k={alt.k} beats the best k in {PREFERRED[0]}-{PREFERRED[1]} (k={chosen.k}) "
-                   f"by at least {OUTSIDE_MARGIN} in both gap ({_gap(alt):.3f} vs "
+                   f"by at least {OUTSIDE_MARGIN} in both silhouette gap ({_gap(alt):.3f} vs "
                    f"{_gap(chosen):.3f}) and silhouette ({alt.silhouette:.3f} vs "
                    f"{chosen.silhouette:.3f})")
             chosen = alt
     elif real or not in_range:
         chosen, how = _pick(real or stable)
         why = (f"no k in {PREFERRED[0]}-{PREFERRED[1]} is {'stable' if in_range else 'tried'}; "
-               f"k={chosen.k} has {how} among {cand}k (gap {_gap(chosen):.3f}, silhouette "
+               f"k={chosen.k} has {how} among {cand}k (silhouette "
                f"{chosen.silhouette:.3f})")
     else:
         chosen = max(in_range, key=lambda s: (round(s.stability or 0.0, 2), _gap(s), -s.k))
         why = (f"no k in {PREFERRED[0]}-{PREFERRED[1]} reaches stability {STABILITY_MIN}, and "
                f"no stable k outside it separates the customers better than a no-cluster "
                f"reference does by {MODERATE[1]} (the structure is weak); k={chosen.k} is the "
-               f"most stable k in {PREFERRED[0]}-{PREFERRED[1]} (gap {_gap(chosen):.3f}, "
+               f"most stable k in {PREFERRED[0]}-{PREFERRED[1]} (silhouette gap {_gap(chosen):.3f}, "
                f"silhouette {chosen.silhouette:.3f})")
     if chosen.stability is not None:
         why += f"; its stability is {chosen.stability:.2f}"

@@ -44,6 +44,17 @@ class KScore:
     criteria: dict[str, float] = field(default_factory=dict)
     # silhouette of the same K-Means on a no-cluster reference with the data's shape
     null_silhouette: float | None = None
+    # inertia per customer of the data's and of the reference's K-Means (the gap statistic's
+    # log W, per customer so that sample sizes do not matter)
+    null_inertia: float | None = None
+    mean_inertia: float | None = None
+
+    @property
+    def inertia_gap(self) -> float | None:
+        """log(reference inertia) - log(data inertia), per customer (Tibshirani's gap)."""
+        if not self.null_inertia or not self.mean_inertia:
+            return None
+        return float(np.log(self.null_inertia) - np.log(self.mean_inertia))
 
     @property
     def silhouette_gap(self) -> float | None:
