@@ -316,6 +316,15 @@ def test_demo_sections_show_the_run(demo, demo_html) -> None:
     assert chosen and _text(chosen.group(1)).startswith(str(demo.k))
     assert f"{sel.score_for(demo.k).silhouette:.3f}" in _text(chosen.group(1))
     assert len(re.findall(r"<tr", sections["k"])) == len(sel.scores) + 1
+    # the structure verdict, with what it means, before the first section; and in summary.json
+    verdict, meaning = sel.structure_message.split(":", 1)
+    meaning = meaning.strip()
+    assert (f"Cluster structure {verdict}. {meaning[0].upper()}{meaning[1:]}."
+            in _text(page.split('id="overview"')[0]))
+    summary = demo.summary()
+    assert summary["structure"] == sel.structure in {"strong", "moderate", "weak"}
+    assert summary["no_strong_structure"] == (sel.structure == "weak")
+    assert summary["k_selection"]["structure_evidence"]["k"] == demo.k
 
     assert "All 2,000 customers" in _text(sections["map"])
 

@@ -42,7 +42,7 @@ from custseg.profile import (
 )
 from custseg.recommend import recommend
 from custseg.results.segmentation import KSelection, SegmentationResult
-from custseg.selection import choose_k, silhouette_profile
+from custseg.selection import choose_k, restate_structure, silhouette_profile
 from custseg.value import VALUE_COLUMNS, HoldoutRun, holdout_from_lines, value_from_days
 
 Progress = Callable[[str, int, int], None]
@@ -360,6 +360,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
             selection.overridden = True
             selection.reason = (f"k={fixed_k} was set by the user (--k); the evidence-based rule "
                                 f"would choose: {selection.reason}")
+            restate_structure(selection)  # the verdict is about the k used
     assert selection is not None
     projection = None
     charts: dict[str, bytes] = {}

@@ -217,7 +217,7 @@ class _View:
              else "none (no dates in the data)"),
             ("customers used to score each k", f"{sel.sample_size:,} of {sel.n_customers:,}"),
             ("silhouette sample", f"{sel.silhouette_sample:,} customers"),
-            ("stability", f"{seg.bootstrap} bootstrap refits per k" if seg.bootstrap
+            ("stability", f"{seg.bootstrap} refits on 80% subsamples per k" if seg.bootstrap
              else "not measured (bootstrap = 0)"),
             ("K-Means restarts (n_init)", str(seg.n_init)),
             ("invalid values in required columns", seg.on_invalid),
@@ -607,6 +607,7 @@ def render_report(result: SegmentationResult) -> str:
         outcome_columns=v.outcome_columns(), k_best=_k_best(sel),
         value_model=(result.value_model if (result.value_model or {}).get("bgnbd") else None),
         holdout=_holdout_text(result), holdout_image=_holdout_image(result),
+        structure=sel.structure, structure_message=sel.structure_message,
     )
 
 
@@ -683,9 +684,8 @@ def render_summary_md(result: SegmentationResult) -> str:
         lines += ["**Customers excluded:** " + "; ".join(f"{_md(k)}: {n:,}"
                                                          for k, n in excluded.items()) + ".", ""]
     lines += [f"**Why k = {result.k}:** {_md(sel.reason)}.", ""]
-    if sel.no_strong_structure:
-        lines += ["> **Note:** no strong cluster structure — the segments are a useful "
-                  "partition of customers, not natural groups.", ""]
+    if sel.structure_message:
+        lines += [f"> **Cluster structure {_md(sel.structure_message)}.**", ""]
     head = "| # | Segment | Customers | Share |"
     rule = "|---:|---|---:|---:|"
     if v.has_revenue:

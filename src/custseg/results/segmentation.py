@@ -42,6 +42,26 @@ class KScore:
     silhouette: float
     stability: float | None
     criteria: dict[str, float] = field(default_factory=dict)
+    # silhouette of the same K-Means on a no-cluster reference with the data's shape
+    null_silhouette: float | None = None
+    # inertia per customer of the data's and of the reference's K-Means (the gap statistic's
+    # log W, per customer so that sample sizes do not matter)
+    null_inertia: float | None = None
+    mean_inertia: float | None = None
+
+    @property
+    def inertia_gap(self) -> float | None:
+        """log(reference inertia) - log(data inertia), per customer (Tibshirani's gap)."""
+        if not self.null_inertia or not self.mean_inertia:
+            return None
+        return float(np.log(self.null_inertia) - np.log(self.mean_inertia))
+
+    @property
+    def silhouette_gap(self) -> float | None:
+        """How much better the data separate than the no-cluster reference does."""
+        if self.null_silhouette is None or self.null_silhouette != self.null_silhouette:
+            return None
+        return self.silhouette - self.null_silhouette
 
 
 @dataclass
@@ -59,6 +79,11 @@ class KSelection:
     n_customers: int
     overridden: bool = False
     warnings: list[str] = field(default_factory=list)
+    # how clustered the data are at the chosen k: "strong", "moderate" or "weak" (then
+    # no_strong_structure), the figures it rests on, and what it means for the user
+    structure: str = "weak"
+    structure_evidence: dict = field(default_factory=dict)
+    structure_message: str = ""
     # centroids of the best fit per k on the selection sample: the final fit can start there
     sample_centers: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     # name -> description of every criterion scored (from the selection stage's registry)
@@ -180,6 +205,8 @@ class SegmentationResult:
             "value_model": self.value_model,
             "holdout": self.holdout,
             "no_strong_structure": self.selection.no_strong_structure,
+            "structure": self.selection.structure,
+            "structure_message": self.selection.structure_message,
             "k_selection": sel,
             "final_fit": {"init": getattr(self.model, "init_", None),
                           "iterations": getattr(self.model, "n_iter_", None),
