@@ -208,3 +208,28 @@ def test_duckdb_discount_numbers_or_flags_as_on_the_pandas_path(tmp_path: Path, 
     finally:
         sql.close()
     np.testing.assert_array_equal([np.nan if v is None else v for (v,) in lines], expected)
+
+
+def test_utc_timestamps_give_the_same_features_as_naive_ones(tmp_path: Path, synth_files) -> None:
+    """A log whose timestamps end in "Z" (or carry an offset) is read as naive UTC on every
+    path: the same as-of date and features as the same log written without the offset."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    ts = pd.to_datetime(tx["timestamp"])
+    tx["timestamp"] = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shifted = (ts + pd.Timedelta(hours=2)).dt.strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    some = tx["customer_id"].str[-1].isin(list("02468"))  # (duplicate lines stay duplicates)
+    tx.loc[some, "timestamp"] = shifted[some]
+    path = tmp_path / "tx_z.csv"
+    tx.to_csv(path, index=False)
+    naive = prepare_data(transactions=synth_files["transactions"], config=_cfg("pandas"))
+    for engine in ("pandas", "duckdb"):
+        got = prepare_data(transactions=path, config=_cfg(engine))
+        assert got.as_of == naive.as_of
+        pd.testing.assert_frame_equal(got.features.frame, naive.features.frame)
+    aware = pd.read_csv(synth_files["transactions"])
+    aware["timestamp"] = pd.to_datetime(aware["timestamp"]).dt.tz_localize("UTC") \
+        .dt.tz_convert("Asia/Tokyo")
+    aware.to_parquet(tmp_path / "tx.parquet")
+    pandas, duck = _both(transactions=tmp_path / "tx.parquet")
+    _assert_same(pandas, duck)
+    assert duck.as_of == naive.as_of

@@ -45,6 +45,7 @@ from custseg.parsing import (
     clean_text,
     parse_dates,
     parse_numeric,
+    to_naive_utc,
 )
 from custseg.roles import (
     aggregate_columns,
@@ -444,8 +445,7 @@ class _CustomerCleaning:
         sample = text[self.keep].dropna()
         if not sample.str.contains(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", regex=True).all():
             return False
-        return bool(pd.to_datetime(sample.iloc[:200], format="mixed", errors="coerce")
-                    .notna().all())
+        return bool(to_naive_utc(sample.iloc[:200], "mixed").notna().all())
 
     def _add_text_column(self, c: str, text: pd.Series, forced: str | None) -> None:
         """A category; free text or identifiers (many distinct values) and constant columns

@@ -36,13 +36,23 @@ from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
-from custseg.parsing import DATE_FORMATS
+from custseg.parsing import DATE_FORMATS as _ALL_DATE_FORMATS
 from custseg.roles import transaction_roles
 
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
 AUTO_MIN_BYTES = 64 * 1024 * 1024
 AUTO_MIN_ROWS = 1_000_000
 STEPS = 7  # progress steps of the cleaning
+
+
+# formats DuckDB's strptime reads as pandas does; fractions of a second and UTC offsets ("Z",
+# "+02:00") differ (DuckDB's %z rejects "Z"), so such columns go through the pandas path
+DATE_FORMATS = [f for f in _ALL_DATE_FORMATS if "%z" not in f and "%f" not in f]
+
+
+def _check_format(fmt: str | None) -> None:
+    if fmt is not None and ("%z" in fmt or "%f" in fmt):
+        raise Unsupported(f"date format {fmt}")
 
 
 class Unsupported(Exception):
@@ -75,6 +85,8 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads or os.cpu_count() or 1)}")
     con.execute("SET enable_progress_bar = false")
+    # an aware timestamp (Parquet) becomes naive UTC, as on the pandas path, not local time
+    con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     if memory_limit:
         con.execute("SET memory_limit = ?", [memory_limit])
@@ -510,6 +522,7 @@ def _first_date_format(con: duckdb.DuckDBPyConnection, date_col: str, types: dic
     """
     if _is_date_type(types[date_col]):
         return None, True
+    _check_format(fmt)
     date_fmt, head = _candidate_date_format(con, date_col, types[date_col], fmt)
     # pandas must read the first values with it too, as on the pandas path
     pandas_reads = date_fmt is not None and pd.to_datetime(

@@ -22,7 +22,21 @@ DATE_FORMATS = [  # month-first before day-first: an all-ambiguous column reads 
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y/%m/%d",
     "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y %H:%M",
     "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M", "%Y%m%d",
+    # ISO 8601 with fractions of a second or a UTC offset ("Z", "+02:00"): read as naive UTC
+    "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z",
 ]
+
+
+def to_naive_utc(text: pd.Series, fmt: str) -> pd.Series:
+    """``pd.to_datetime`` with one format (or "mixed"), unparseable values NaT; values with a
+    UTC offset ("Z", "+02:00") are converted to UTC and returned without a time zone, so that
+    every date the pipeline compares is naive UTC (offsets may differ from row to row)."""
+    aware = fmt == "mixed" or "%z" in fmt
+    values = pd.to_datetime(text, format=fmt, errors="coerce", utc=aware)
+    if aware:
+        values = values.dt.tz_convert(None)
+    return values
 
 
 def _first_bad(frame_rows: np.ndarray, raw: pd.Series, bad: np.ndarray) -> tuple[int, object]:
@@ -96,7 +110,8 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     <= 12 reads month-first, and one with a day > 12 in the first field reads day-first.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
-        values = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else raw
+        # an aware column (Parquet, a database) is converted to UTC, like offsets in text
+        values = raw.dt.tz_convert(None) if getattr(raw.dt, "tz", None) else raw
         return values.astype("datetime64[ns]"), np.zeros(len(raw), dtype=bool)
     text = raw.astype("string").str.strip()
     present = (text.notna() & (text != "")).to_numpy()
@@ -106,21 +121,21 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     # score formats on values spread over the whole column, not just its head
     idx = np.flatnonzero(present)
     sample = text.iloc[idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]]
-    ok_counts = [(f, int(pd.to_datetime(sample, format=f, errors="coerce").notna().sum()))
+    ok_counts = [(f, int(to_naive_utc(sample, f).notna().sum()))
                  for f in formats]
     full = [f for f, ok in ok_counts if ok == len(sample)]
     values, best_fmt = None, None
     for f in full:  # in DATE_FORMATS order: month-first before day-first when both parse
-        v = pd.to_datetime(text, format=f, errors="coerce")
+        v = to_naive_utc(text, f)
         if not (present & v.isna().to_numpy()).any():
             values, best_fmt = v, f
             break
     if values is None:
         best_fmt, best_ok = max(ok_counts, key=lambda t: t[1])
-        values = pd.to_datetime(text, format=best_fmt, errors="coerce")
+        values = to_naive_utc(text, best_fmt)
         if best_ok == 0 and not fmt:
             # nothing matched a known format: let pandas try per value (mixed formats)
-            values = pd.to_datetime(text, format="mixed", errors="coerce")
+            values = to_naive_utc(text, "mixed")
     # dates a customer table can hold: anything else (year -1, year 9999) is unparseable
     values = values.where((values >= pd.Timestamp("1800-01-01"))
                           & (values < pd.Timestamp("2262-01-01")))

@@ -33,7 +33,7 @@ from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAG
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
-from custseg.parsing import DATE_FORMATS, clean_ids, parse_dates, parse_numeric
+from custseg.parsing import DATE_FORMATS, clean_ids, parse_dates, parse_numeric, to_naive_utc
 from custseg.parsing import clean_text as _text
 from custseg.roles import transaction_roles
 
@@ -211,7 +211,7 @@ def _date_formats(raw: RawTable, column: str, fixed: str | None,
         if first is None:
             return [], DATE_FORMATS[0]
         sample = pd.Series([first[0]], dtype="string").str.strip()
-    ok = [(f, int(pd.to_datetime(sample, format=f, errors="coerce").notna().sum()))
+    ok = [(f, int(to_naive_utc(sample, f).notna().sum()))
           for f in DATE_FORMATS]
     best, best_ok = max(ok, key=lambda t: t[1])
     return [f for f, cnt in ok if cnt == len(sample)], best if best_ok > 0 else "mixed"
@@ -236,7 +236,7 @@ def _parse_partition(columns: list[str], roles: dict[str, str], file: str, fmt: 
             if bad_ts.any() and not pd.api.types.is_datetime64_any_dtype(ts_raw):
                 # values the format cannot read at all (not just dates out of range)
                 t = ts_raw[bad_ts].astype("string").str.strip()
-                fmt_bad[bad_ts] = pd.to_datetime(t, format=fmt, errors="coerce").isna().to_numpy()
+                fmt_bad[bad_ts] = to_naive_utc(t, fmt).isna().to_numpy()
             out = {ROW: rows, "dup": pdf["__dup"].to_numpy(dtype=bool),
                    "customer_id": ids.astype(object).where(ids.notna(), None),
                    "ts": ts.to_numpy(dtype="datetime64[ns]"), "ts_bad": bad_ts,
