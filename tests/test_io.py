@@ -380,3 +380,21 @@ def test_prefetch_is_ignored_when_the_file_or_arguments_change(tmp_path: Path) -
     readers._prefetched.clear()
     prefetch(tmp_path / "missing.csv")  # nothing to read: read_table reports it as always
     assert not readers._prefetched
+
+
+@pytest.mark.parametrize("n", [7, 60_000])  # the pandas writer and the pyarrow one (>= 50k rows)
+def test_write_csv_escapes_spreadsheet_formulas_but_not_numbers(tmp_path: Path, n: int) -> None:
+    """Text cells starting with = + - @ tab or CR reach a spreadsheet as formulas (CSV
+    injection): they are prefixed with a single quote (OWASP); numbers, also negative ones, and
+    text that is a plain number stay as they are."""
+    cells = ["=HYPERLINK(\"http://x\")", "+C2", "-C3", "@SUM(A1)", "\tx", "-12.5", "ok"]
+    frame = pd.DataFrame({"customer_id": (cells * (n // 7 + 1))[:n],
+                          "segment_name": pd.Series(["=cmd|' /C calc'!A0"] * n, dtype="string"),
+                          "amount": np.resize([-1.5, 2.0], n)})
+    path = write_csv(tmp_path / "s.csv", frame)
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert back["customer_id"].tolist()[:7] == [
+        "'=HYPERLINK(\"http://x\")", "'+C2", "'-C3", "'@SUM(A1)", "'\tx", "-12.5", "ok"]
+    assert set(back["segment_name"]) == {"'=cmd|' /C calc'!A0"}
+    assert back["amount"].tolist()[:2] == ["-1.5", "2.0"]
+    assert frame["customer_id"].iloc[0].startswith("=")  # the caller's frame is not changed
