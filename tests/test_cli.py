@@ -223,3 +223,16 @@ def test_previous_model_keeps_segment_ids(tmp_path: Path, synth_files) -> None:
     a = json.loads((first / "summary.json").read_text())["segments"]
     b = json.loads((again / "summary.json").read_text())["segments"]
     assert {s["segment_id"]: s["name"] for s in a} == {s["segment_id"]: s["name"] for s in b}
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_unusable_out_exits_2_before_the_run(tmp_path: Path, where: str) -> None:
+    """--out that is an existing file or a path under /proc: exit 2 and one line, not exit 1
+    "internal error" after the whole run."""
+    cust = _customers(tmp_path, [f"C{i},{20 + i},{1000 * i}\n" for i in range(30)])
+    out = cust if where == "file" else Path("/proc/self/custseg-out")
+    result = _run(["segment", str(cust), "--out", str(out), "--k", "2"])
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "output folder" in message, message
+    assert "internal error" not in message

@@ -398,3 +398,73 @@ def test_write_csv_escapes_spreadsheet_formulas_but_not_numbers(tmp_path: Path, 
     assert set(back["segment_name"]) == {"'=cmd|' /C calc'!A0"}
     assert back["amount"].tolist()[:2] == ["-1.5", "2.0"]
     assert frame["customer_id"].iloc[0].startswith("=")  # the caller's frame is not changed
+
+
+def test_outputs_respect_the_umask(tmp_path: Path) -> None:
+    """mkstemp creates 0600 files; outputs get the mode any new file gets (a colleague can read
+    them under umask 022), still written atomically."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with OutputDir(tmp_path / "run") as out:
+            write_text(out.path / "a.txt", "x")
+            write_csv(out.path / "model" / "b.csv", pd.DataFrame({"a": [1]}))
+        write_json(tmp_path / "c.json", {"a": 1})
+        os.umask(0o027)
+        write_text(tmp_path / "d.txt", "y")
+    finally:
+        os.umask(old)
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(tmp_path / "run" / "a.txt") == 0o644
+    assert mode(tmp_path / "run" / "model" / "b.csv") == 0o644
+    assert mode(tmp_path / "run" / "model") == 0o755
+    assert mode(tmp_path / "c.json") == 0o644
+    assert mode(tmp_path / "d.txt") == 0o640
+
+
+def test_stale_staging_folders_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    """A `kill -9` leaves `.NAME.staging-*`; the next run of the same output removes it, but
+    never a live run's staging folder, another output's, or anything not named like ours."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+    def staging(name: str, owner: str | None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "segments.csv").write_text("half")
+        if owner is not None:
+            (d / ".custseg-staging-owner").write_text(owner)
+        return d
+
+    killed = staging(".run.staging-abc123", f"{dead} {host}")
+    live = staging(".run.staging-live12", f"{os.getppid()} {host}")
+    other_host = staging(".run.staging-far123", f"{dead} not-{host}")
+    other_out = staging(".run2.staging-abc123", f"{dead} {host}")
+    not_ours = staging(".run.stagingXabc", f"{dead} {host}")
+    with OutputDir(tmp_path / "run") as out:
+        write_text(out.path / "a.txt", "x")
+    assert not killed.exists()
+    assert live.exists() and other_host.exists() and other_out.exists() and not_ours.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["a.txt"]  # no owner file
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_unusable_output_folder_is_a_config_error(tmp_path: Path, where: str) -> None:
+    from custseg.errors import ConfigError
+    from custseg.io.writers import check_output_dir
+
+    f = tmp_path / "segments.csv"
+    f.write_text("x")
+    target = {"file": f, "under_file": f / "sub", "proc": Path("/proc/self/out")}[where]
+    with pytest.raises(ConfigError, match="output folder"):
+        check_output_dir(target)
+    with pytest.raises(ConfigError, match="output folder"), OutputDir(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segments.csv"]

@@ -131,6 +131,9 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
     if engine == "spark" and previous_model is not None:
         raise typer.BadParameter("--previous-model is not supported with --engine spark yet")
 
+    from custseg.io.writers import check_output_dir
+
+    check_output_dir(out)  # an unusable --out stops now (exit 2), not after the whole run
     cfg = Config.from_toml(config) if config else Config()
     cfg = cfg.with_overrides(k=_parse_k(k) if k != "auto" or config is None else None,
                              as_of=_parse_date(as_of), seed=seed)

@@ -8,11 +8,13 @@ has succeeded, so a failed run leaves nothing behind.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +23,35 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from custseg.errors import ConfigError
+
+STAGING_INFIX = ".staging-"          # a staging folder is ".NAME.staging-XXXXXXXX"
+_OWNER = ".custseg-staging-owner"    # in a staging folder: "pid host" of the run writing it
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def _atomic(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; the output gets the mode any new file would get
+        # (0644 under the usual umask 022), so that a colleague can read it
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if "b" not in mode else {})) as fh:
             write(fh)
             fh.flush()
@@ -182,6 +207,76 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
     return _atomic(path, "wb", lambda fh: np.save(fh, array, allow_pickle=False))
 
 
+def check_output_dir(target: Path) -> None:
+    """Stop with a :class:`~custseg.errors.ConfigError` (exit 2) when ``target`` cannot be an
+    output folder: it is a file, lies under a file, or its nearest existing folder does not
+    accept a new folder (``/proc``, read-only, no permission). Nothing is left behind: the probe
+    folder is removed and no missing parent is created. Call it before a long run."""
+    target = Path(target)
+    where = f"output folder '{target}'"
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{where}: exists and is not a folder; give a folder to write into")
+    probe = target.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{where}: '{probe}' is a file, so no folder can be made under it")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=probe))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create a folder in '{probe}' "
+                          f"({exc.strerror or exc})") from None
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove the staging folders an interrupted run (``kill -9``, a power cut) left beside
+    ``target``: only folders named ``.NAME.staging-*`` for this target whose owner file names a
+    process of this host that no longer runs (a folder without an owner file, from an older
+    version or killed before writing it, counts when it is over an hour old). Returns them."""
+    target = Path(target)
+    parent = target.absolute().parent
+    removed = []
+    host = socket.gethostname()
+    try:
+        candidates = sorted(parent.glob(f".{glob.escape(target.name)}{STAGING_INFIX}*"))
+    except OSError:
+        return removed
+    for folder in candidates:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        if not _is_stale(folder, host):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _is_stale(folder: Path, host: str) -> bool:
+    try:
+        pid_text, owner_host = (folder / _OWNER).read_text().split()
+        pid = int(pid_text)
+    except FileNotFoundError:
+        import time
+
+        try:
+            return time.time() - folder.stat().st_mtime > 3600
+        except OSError:
+            return False
+    except (OSError, ValueError):
+        return False
+    if owner_host != host:
+        return False  # another machine's run (a shared disk): never ours to judge
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (owned by someone else)
+    return False
+
+
 class OutputDir:
     """Stage a run's outputs in a hidden sibling folder and move them into ``target`` on commit.
 
@@ -204,9 +299,19 @@ class OutputDir:
         self._staging: Path | None = None
 
     def __enter__(self) -> OutputDir:
+        check_output_dir(self.target)
         parent = self.target.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.staging-", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(self.target)
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}{STAGING_INFIX}",
+                                            dir=parent))
+            os.chmod(staging, 0o777 & ~_umask())
+            (staging / _OWNER).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+        except OSError as exc:
+            raise ConfigError(f"output folder '{self.target}': cannot write there "
+                              f"({exc.strerror or exc})") from None
+        self._staging = staging
         self.path = self._staging
         return self
 
@@ -222,6 +327,8 @@ class OutputDir:
         assert self._staging is not None
         self.target.mkdir(parents=True, exist_ok=True)
         for item in sorted(self._staging.iterdir()):
+            if item.name == _OWNER:
+                continue
             dest = self.target / item.name
             if item.is_dir():
                 if dest.exists():
