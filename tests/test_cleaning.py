@@ -403,3 +403,30 @@ def test_prepare_customers_free_text_column_ignored() -> None:
     table, _ = _prepare_cu(raw)
     assert table.ignored["Comment"].startswith("free text or identifier (60 distinct")
     assert "Comment" not in table.frame.columns
+
+
+def test_implausible_future_signup_does_not_move_the_as_of_date() -> None:
+    """Without an as-of date, the last signup sets it: a signup dated 2200 is excluded as
+    implausible (with its reason) instead of moving it to 2200 (needs 100+ customers, so
+    that one is under 1% of them)."""
+    raw = _marketing(n=150)
+    raw.loc[0, "Dt_Customer"] = "01-01-2200"
+    table, ledger = _prepare_cu(raw, as_of=None)
+    assert dict(ledger.sources["customers"].excluded) == {
+        "implausible future date (over 366 days after 99% of the dates)": 1}
+    assert table.frame["signup_date"].max() < pd.Timestamp("2014-01-01")
+
+
+def test_implausible_future_transactions_excluded_and_as_of_clear_error() -> None:
+    rows = [["1", "A", "x", "1", f"2011-{1 + i % 12:02d}-10 10:00:00", "2.0", f"{i % 9}", "UK"]
+            for i in range(300)]
+    rows += [["2", "A", "x", "1", "2200-01-01 10:00:00", "2.0", "5", "UK"]] * 2
+    raw = pd.DataFrame(rows, columns=ONLINE_RETAIL)
+    raw["InvoiceNo"] = [str(i) for i in range(len(raw))]
+    tx, ledger = _prepare_tx(raw, as_of=None)
+    assert tx.as_of == date(2011, 12, 10)
+    assert ledger.sources["transactions"].excluded[
+        "implausible future date (over 366 days after 99% of the dates)"] == 2
+    with pytest.raises(InputError, match="no transactions on or before the as-of date "
+                                         "1900-01-01 .the first is dated 2011-01-10"):
+        _prepare_tx(raw, as_of=date(1900, 1, 1))

@@ -233,3 +233,41 @@ def test_utc_timestamps_give_the_same_features_as_naive_ones(tmp_path: Path, syn
     pandas, duck = _both(transactions=tmp_path / "tx.parquet")
     _assert_same(pandas, duck)
     assert duck.as_of == naive.as_of
+
+
+def test_implausible_dates_same_rule_and_messages(tmp_path: Path, synth_files) -> None:
+    """20 lines dated 2200 would move the as-of date to 2200: both paths exclude them with the
+    same reason and keep the as-of date of the data; a far-past date warns on both; an as-of
+    date before every line, and a date the format reads but out of range, are clear errors."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    normal = prepare_data(transactions=synth_files["transactions"], config=_cfg("pandas"))
+    tx.loc[:19, "timestamp"] = "2200-01-01 10:00:00"
+    tx.loc[20, "timestamp"] = "1950-06-01 10:00:00"
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+    assert duck.as_of == normal.as_of
+    excluded = duck.ledger.sources["transactions"].excluded
+    assert excluded["implausible future date (over 366 days after 99% of the dates)"] == 20
+    for got in (pandas, duck):
+        warned = [w["message"] for w in got.ledger.warnings if w["category"] == "dates"]
+        assert len(warned) == 1 and "1950-06-01" in warned[0], warned
+    for as_of, needle in (("1900-01-01", "no transactions on or before the as-of date "
+                                         "1900-01-01 (the first is dated 1950-06-01)"),):
+        msgs = []
+        for engine in ("pandas", "duckdb"):
+            with pytest.raises(InputError) as exc:
+                prepare_data(transactions=path, config=_cfg(engine, as_of=as_of))
+            msgs.append(str(exc.value))
+        assert msgs[0] == msgs[1] and needle in msgs[0], msgs
+    tx.loc[:19, "timestamp"] = "2999-01-01 10:00:00"
+    tx.to_csv(path, index=False)
+    msgs = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(InputError) as exc:
+            prepare_data(transactions=path, config=_cfg(engine))
+        msgs.append(str(exc.value))
+    assert msgs[0] == msgs[1], msgs
+    assert "implausible date: it matches the format %Y-%m-%d %H:%M:%S" in msgs[0]
+    assert "cannot parse" not in msgs[0]

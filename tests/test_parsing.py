@@ -184,3 +184,28 @@ def test_parse_dates_aware_column_is_converted_to_utc_not_stripped() -> None:
     raw = pd.Series(pd.to_datetime(["2011-01-01 10:00"]).tz_localize("Europe/Paris"))
     values, _ = parse_dates(raw, file="f", column="d", rows=_rows(1))
     assert values.iloc[0] == pd.Timestamp("2011-01-01 09:00")
+
+
+def test_date_plausibility_future_cutoff_and_far_past_warning() -> None:
+    from custseg.parsing import date_plausibility
+
+    days = pd.date_range("2024-01-01", periods=365, freq="D")
+    counts = pd.Series(10, index=days)
+    assert date_plausibility(counts) == (None, None)
+    counts[pd.Timestamp("2200-01-01")] = 20       # 0.5% of the lines
+    counts[pd.Timestamp("1990-03-01")] = 1
+    cutoff, warning = date_plausibility(counts)
+    assert pd.Timestamp("2025-12-01") < cutoff < pd.Timestamp("2026-03-01")
+    assert "1 lines dated long before" in warning and "1990-03-01" in warning
+    counts[pd.Timestamp("2025-06-01")] = 1        # a few months late: plausible
+    assert date_plausibility(counts)[0] > pd.Timestamp("2025-06-01")
+
+
+def test_date_in_the_format_but_out_of_range_says_so() -> None:
+    raw = pd.Series(["2024-01-01", "2999-01-01"])
+    with pytest.raises(InputError) as exc:
+        parse_dates(raw, file="f", column="d", rows=_rows(2))
+    assert "implausible date: it matches the format %Y-%m-%d" in str(exc.value)
+    assert "cannot parse" not in str(exc.value) and "row 2" in str(exc.value)
+    with pytest.raises(InputError, match="cannot parse as a date with format %Y-%m-%d"):
+        parse_dates(pd.Series(["2024-01-01", "2024-13-45"]), file="f", column="d", rows=_rows(2))

@@ -40,9 +40,12 @@ from custseg.derive import (
 from custseg.errors import ConfigError, InputError
 from custseg.ledger import Ledger, row_numbers
 from custseg.parsing import (
+    IMPLAUSIBLE_FUTURE,
     check_not_all_missing,
     clean_ids,
     clean_text,
+    date_plausibility,
+    no_lines_before_as_of,
     parse_dates,
     parse_numeric,
     to_naive_utc,
@@ -272,6 +275,10 @@ class _CustomerCleaning:
         if "birth_date" in self.roles:
             self.birth_date = self.dt(self.roles["birth_date"])
         if as_of is None and signup is not None and signup[self.keep].notna().any():
+            kept = signup[self.keep].dropna()
+            implausible, _ = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+            if implausible is not None and not self.scoring:
+                self.exclude((signup >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = signup[self.keep].max().date()
         if signup is not None:
             assert as_of is not None
@@ -570,9 +577,18 @@ class _TransactionCleaning:
     def exclude_outside_window(self, as_of: date | None, window_days: int | None) -> date:
         """Lines after the as-of date (the last date, when not given; the whole day counts),
         and before the feature window when there is one. Returns the as-of date."""
+        kept = self.ts[self.keep]
+        implausible, warning = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+        if warning:
+            self.ledger.warn("dates", f"{self.file}, column '{self.roles['timestamp']}': {warning}")
         if as_of is None:
+            if implausible is not None:  # (a given as-of date excludes them anyway)
+                self.exclude((self.ts >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = self.ts[self.keep].max().date()
         cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        if len(kept) and not (kept < cutoff).any():
+            raise InputError(no_lines_before_as_of(as_of, kept.min()), file=self.file,
+                             column=self.roles["timestamp"])
         self.exclude((self.ts >= cutoff).to_numpy(), "dated after the as-of date")
         if window_days is not None:
             self.exclude((self.ts < cutoff - pd.Timedelta(days=window_days)).to_numpy(),

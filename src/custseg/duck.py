@@ -37,6 +37,12 @@ from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
 from custseg.parsing import DATE_FORMATS as _ALL_DATE_FORMATS
+from custseg.parsing import (
+    IMPLAUSIBLE_FUTURE,
+    date_error,
+    date_plausibility,
+    no_lines_before_as_of,
+)
 from custseg.roles import transaction_roles
 
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
@@ -495,8 +501,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
     src = ledger.source("transactions", file, n_rows)
     _stop_on_missing_or_bad(con, file, roles, n_ids, bad, on_invalid)
     first = _first_rules(date_fmt)
-    as_of = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"])
-    later = _later_rules(roles, as_of, window_days)
+    as_of, implausible = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"],
+                                ledger=ledger)
+    later = [*implausible, *_later_rules(roles, as_of, window_days)]
     _judge(con, [*first, *later])
     _check_number_columns(con, roles, later, file)
     clean = _clean_columns(con, roles)
@@ -569,8 +576,7 @@ def _count_lines(con: duckdb.DuckDBPyConnection, roles: dict[str, str], date_fmt
     """One pass over the lines: how many there are, how many have an id, and for each parsed
     column (the date, then quantity, price and amount, as the pandas path parses them) how
     many values are unparseable and the first row of one: (column, message, count, row)."""
-    checks = [(roles["timestamp"], "ts_bad", f"cannot parse as a date with format {date_fmt}")] \
-        if date_fmt else []
+    checks = [(roles["timestamp"], "ts_bad", date_fmt)] if date_fmt else []  # (date_error)
     for role in NUMBER_ROLES:
         if role in roles:
             checks.append((roles[role], f"{role}_bad", "cannot parse as a number"))
@@ -597,8 +603,9 @@ def _stop_on_missing_or_bad(con: duckdb.DuckDBPyConnection, file: str, roles: di
         if n_bad:
             _ensure_raw(con)
             value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?", [row]).fetchone()[0]
-            raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
-                             row=int(row), value=value)
+            text = (date_error(msg, n_bad, value) if col == roles["timestamp"]
+                    else f"{msg} ({n_bad} such values)")
+            raise InputError(text, file=file, column=col, row=int(row), value=value)
 
 
 def _first_rules(date_fmt: str | None) -> list[Rule]:
@@ -618,15 +625,32 @@ def _first_reason(rules: list[Rule]) -> str:
 
 
 def _as_of(con: duckdb.DuckDBPyConnection, first: list[Rule], as_of: date | None, *,
-           file: str, date_col: str) -> date:
-    """The as-of date: given, or the last date of the lines the first rules keep (which must
-    have a date)."""
-    top, kept_ts = con.execute(f"SELECT max(ts), count(ts) FROM lines "
-                               f"WHERE {_first_reason(first)} IS NULL").fetchone()
-    if not kept_ts:
+           file: str, date_col: str, ledger: Ledger) -> tuple[date, list[Rule]]:
+    """The as-of date: given, or the last plausible date of the lines the first rules keep
+    (which must have a date); and the rule excluding implausible future dates (the pandas
+    path's :func:`~custseg.parsing.date_plausibility`, from the same counts per day)."""
+    days = con.execute(f"SELECT CAST(ts AS DATE) AS d, count(*) AS n, max(ts) AS top FROM lines "
+                       f"WHERE {_first_reason(first)} IS NULL AND ts IS NOT NULL GROUP BY d"
+                       ).fetchdf()
+    if days.empty:
         raise InputError("column has no values at all (every cell is empty)", file=file,
                          column=date_col)
-    return top.date() if as_of is None else as_of
+    counts = pd.Series(days["n"].to_numpy(), index=pd.to_datetime(days["d"]))
+    cutoff, warning = date_plausibility(counts)
+    if warning:
+        ledger.warn("dates", f"{file}, column '{date_col}': {warning}")
+    rules: list[Rule] = []
+    if as_of is None:
+        tops = pd.to_datetime(days["top"])
+        if cutoff is not None:
+            rules.append((IMPLAUSIBLE_FUTURE, f"ts >= TIMESTAMP '{cutoff.isoformat()}'"))
+            tops = tops[tops < cutoff]
+        as_of = tops.max().date()
+    cut = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    if not (counts.index < cut).any():
+        raise InputError(no_lines_before_as_of(as_of, counts.index.min()), file=file,
+                         column=date_col)
+    return as_of, rules
 
 
 def _later_rules(roles: dict[str, str], as_of: date, window_days: int | None) -> list[Rule]:

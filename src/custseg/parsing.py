@@ -143,8 +143,7 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     bad = present & values.isna().to_numpy()
     if bad.any() and on_invalid == "error":
         row, value = _first_bad(rows, raw, bad)
-        hint = f" with format {best_fmt}" if best_fmt else ""
-        raise InputError(f"cannot parse as a date{hint} ({int(bad.sum())} such values)",
+        raise InputError(date_error(best_fmt, int(bad.sum()), value),
                          file=file, column=column, row=row, value=value)
     return values, bad
 
@@ -168,3 +167,80 @@ def check_not_all_missing(series: pd.Series, file: str, column: str,
     customer with a blank cell)."""
     if not scoring and series.isna().all():
         raise InputError("column has no values at all (every cell is empty)", file=file, column=column)
+
+
+# --------------------------------------------------------------------------------------------
+# plausible dates: the same rule for the pandas, DuckDB and Spark paths, computed from the
+# number of lines per day (which every engine can count exactly)
+
+FUTURE_QUANTILE = 0.99       # "the bulk of the data": the day by which 99% of the lines happened
+FUTURE_MARGIN_DAYS = 366     # a date more than this after it is implausible
+PAST_MARGIN_DAYS = 20 * 365  # a date this long before the first 1% of the lines warns
+IMPLAUSIBLE_FUTURE = (f"implausible future date (over {FUTURE_MARGIN_DAYS} days after "
+                      f"{FUTURE_QUANTILE:.0%} of the dates)")
+
+
+def _day_quantile(days: np.ndarray, counts: np.ndarray, q: float) -> np.datetime64:
+    """The day at quantile ``q`` of the lines (the first day whose cumulative count reaches
+    ``q`` of all lines), exact and the same whatever engine counted the days."""
+    order = np.argsort(days)
+    days, counts = days[order], counts[order]
+    cum = np.cumsum(counts)
+    return days[int(np.searchsorted(cum, q * cum[-1], side="left"))]
+
+
+def date_plausibility(day_counts: pd.Series, *, what: str = "lines"
+                      ) -> tuple[pd.Timestamp | None, str | None]:
+    """The cutoff beyond which dates are implausible, and a warning about far-past dates.
+
+    ``day_counts``: the number of lines per day (index: the days, as timestamps at midnight).
+    Returns ``(cutoff, warning)``: ``cutoff`` is the first instant excluded (None when no date
+    lies beyond the horizon: more than :data:`FUTURE_MARGIN_DAYS` after the day by which
+    :data:`FUTURE_QUANTILE` of the lines had happened); ``warning`` names dates long before the
+    bulk of the data (kept: old customers and archives exist), or is None.
+
+    >>> days = pd.Series([500, 500, 20], index=pd.to_datetime(["2024-01-01", "2024-06-01",
+    ...                                                          "2200-01-01"]))
+    >>> date_plausibility(days)[0]
+    Timestamp('2025-06-02 00:00:00')
+    """
+    day_counts = day_counts[day_counts > 0]
+    if day_counts.empty:
+        return None, None
+    days = pd.DatetimeIndex(day_counts.index).to_numpy(dtype="datetime64[D]")
+    counts = day_counts.to_numpy(dtype="int64")
+    bulk = _day_quantile(days, counts, FUTURE_QUANTILE)
+    horizon = bulk + np.timedelta64(FUTURE_MARGIN_DAYS, "D")
+    cutoff = pd.Timestamp(horizon + np.timedelta64(1, "D")) if days.max() > horizon else None
+    start = _day_quantile(days, counts, 1 - FUTURE_QUANTILE)
+    old = days < start - np.timedelta64(PAST_MARGIN_DAYS, "D")
+    warning = None
+    if old.any():
+        warning = (f"{int(counts[old].sum())} {what} dated long before the bulk of the data "
+                   f"(the earliest {pd.Timestamp(days[old].min()).date()}, while 99% are on or "
+                   f"after {pd.Timestamp(start).date()}); kept, check them")
+    return cutoff, warning
+
+
+def no_lines_before_as_of(as_of: object, first: object) -> str:
+    """The message when no line is dated on or before the as-of date."""
+    return (f"no transactions on or before the as-of date {as_of} (the first is dated "
+            f"{pd.Timestamp(first).date()}); give a later --as-of")
+
+
+def date_error(fmt: str | None, n_bad: int, value: object) -> str:
+    """The message for an unusable date (``value``, the first of ``n_bad``): a date the format
+    reads but outside the years a table can hold (before 1800, after 2261) says so, rather
+    than "cannot parse"."""
+    if fmt and fmt != "mixed" and isinstance(value, str):
+        from datetime import datetime
+
+        try:
+            datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            pass
+        else:
+            return (f"implausible date: it matches the format {fmt} but lies outside the years "
+                    f"1800 to 2261 ({n_bad} unusable dates)")
+    hint = f" with format {fmt}" if fmt else ""
+    return f"cannot parse as a date{hint} ({n_bad} such values)"

@@ -33,7 +33,17 @@ from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAG
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
-from custseg.parsing import DATE_FORMATS, clean_ids, parse_dates, parse_numeric, to_naive_utc
+from custseg.parsing import (
+    DATE_FORMATS,
+    IMPLAUSIBLE_FUTURE,
+    clean_ids,
+    date_error,
+    date_plausibility,
+    no_lines_before_as_of,
+    parse_dates,
+    parse_numeric,
+    to_naive_utc,
+)
 from custseg.parsing import clean_text as _text
 from custseg.roles import transaction_roles
 
@@ -302,7 +312,7 @@ def _first_parse_error(raw: RawTable, parsed, roles: dict[str, str], fmt: str) -
             row = int(stats[f"r_{flag}"])
             value = raw.frame.where(F.col(ROW) == row).select(raw.col(column)).first()[0]
             if kind == "date":
-                msg = f"cannot parse as a date with format {fmt} ({n} such values)"
+                msg = date_error(fmt, n, value)
             else:
                 msg = f"cannot parse as a number ({n} such values)"
             raise InputError(msg, file=raw.file, column=column, row=row, value=value)
@@ -361,16 +371,30 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
               .when(F.col("ts_bad"), "unparseable date")
               .when(F.col("ts").isNull(), "missing date"))
     p = parsed.withColumn("reason", stage1)
+    # lines per day (with the last instant of each), for the plausibility rule and the as-of date
+    days = (p.where(F.col("reason").isNull())
+            .groupBy(F.date_format("ts", "yyyy-MM-dd").alias("d"))
+            .agg(F.count("*").alias("n"))
+            .toPandas())
+    if days.empty:
+        raise InputError("column has no values at all (every cell is empty)", file=file,
+                         column=roles["timestamp"])
+    counts = pd.Series(days["n"].to_numpy(dtype="int64"), index=pd.to_datetime(days["d"]))
+    implausible, warning = date_plausibility(counts)
+    if warning:
+        ledger.warn("dates", f"{file}, column '{roles['timestamp']}': {warning}")
+    rules = F.when(F.col("reason").isNotNull(), F.col("reason"))
     if as_of is None:
-        last = p.where(F.col("reason").isNull()) \
-            .agg(F.date_format(F.max("ts"), "yyyy-MM-dd")).first()[0]
-        if last is None:
-            raise InputError("column has no values at all (every cell is empty)", file=file,
-                             column=roles["timestamp"])
-        as_of = date.fromisoformat(last)
+        last = counts.index
+        if implausible is not None:
+            rules = rules.when(F.col("ts") >= _ts(implausible), IMPLAUSIBLE_FUTURE)
+            last = last[last < implausible]
+        as_of = last.max().date()
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    rules = F.when(F.col("reason").isNotNull(), F.col("reason")) \
-        .when(F.col("ts") >= _ts(cutoff), "dated after the as-of date")
+    if not (counts.index < cutoff).any():
+        raise InputError(no_lines_before_as_of(as_of, counts.index.min()), file=file,
+                         column=roles["timestamp"])
+    rules = rules.when(F.col("ts") >= _ts(cutoff), "dated after the as-of date")
     if window_days is not None:
         start = cutoff - pd.Timedelta(days=window_days)
         rules = rules.when(F.col("ts") < _ts(start),
@@ -390,7 +414,7 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
 
     # the ledger: excluded rows by reason, in rule order (the rows go to the driver)
     order = ["missing customer_id", "duplicate row", "unparseable date", "missing date",
-             "dated after the as-of date", f"dated before the {window_days}-day feature window",
+             IMPLAUSIBLE_FUTURE, "dated after the as-of date", f"dated before the {window_days}-day feature window",
              *[f"unparseable {r}" for r in NUMERIC_ROLES],
              "zero or negative unit price", "zero or missing amount"]
     excl = (p.where(F.col("reason").isNotNull()).select(ROW, "customer_id", "reason")
