@@ -468,3 +468,36 @@ def test_unusable_output_folder_is_a_config_error(tmp_path: Path, where: str) ->
     with pytest.raises(ConfigError, match="output folder"), OutputDir(target):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segments.csv"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be-bom"])
+def test_read_utf16_and_utf32_with_a_bom(tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode text" is UTF-16 with a BOM: read it, not a column '\\x00a\\x00g\\x00e'."""
+    text = "customer_id;age;city\nC1;34;Zürich\nC2;51;Łódź\n"
+    path = tmp_path / "c.csv"
+    if encoding == "utf-16-be-bom":
+        path.write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+    else:
+        path.write_bytes(text.encode(encoding))
+    frame = read_table(path)
+    assert list(frame.columns) == ["customer_id", "age", "city"]
+    assert frame["city"].tolist() == ["Zürich", "Łódź"]
+    assert sniff_encoding(path.read_bytes()) in ("utf-16", "utf-32")
+
+
+def test_none_is_a_value_not_a_missing_marker(tmp_path: Path) -> None:
+    """A telephone yes/none column was read as yes/missing and dropped as constant: "none" and
+    "None" are answers; only true missing markers are missing."""
+    from custseg.cleaning import prepare_customers
+    from custseg.config import TableConfig
+    from custseg.ledger import Ledger
+
+    rows = "".join(f"C{i},{20 + i},{'yes' if i % 2 else 'none'},{'None' if i % 3 else 'NA'}\n"
+                   for i in range(12))
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,age,telephone,other\n" + rows)
+    frame = read_table(path)
+    assert frame["telephone"].value_counts().to_dict() == {"none": 6, "yes": 6}
+    assert frame["other"].isna().sum() == 4 and (frame["other"] == "None").sum() == 8
+    table = prepare_customers(frame, TableConfig(), file="c.csv", ledger=Ledger(), as_of=None)
+    assert "telephone" in table.categorical and "telephone" not in table.ignored

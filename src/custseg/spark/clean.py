@@ -100,6 +100,10 @@ def read_raw(spark, path: str | Path, *, delimiter: str | None = None,
             except (OSError, gzip.BadGzipFile):
                 raise InputError("not a valid gzip file", file=name) from None
             enc = encoding or sniff_encoding(sample)
+            if enc in ("utf-16", "utf-32"):
+                raise InputError(f"the file is {enc.upper()} text, which --engine spark does not "
+                                 "read line by line; save it as UTF-8 or use --engine local",
+                                 file=name)
             sep = delimiter or sniff_delimiter(sample.decode(enc, errors="replace"))
         name_for_spark = str(p.resolve())
     else:
