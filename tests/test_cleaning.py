@@ -430,3 +430,28 @@ def test_implausible_future_transactions_excluded_and_as_of_clear_error() -> Non
     with pytest.raises(InputError, match="no transactions on or before the as-of date "
                                          "1900-01-01 .the first is dated 2011-01-10"):
         _prepare_tx(raw, as_of=date(1900, 1, 1))
+
+
+@pytest.mark.parametrize(("with_order", "mode", "dropped"), [
+    (True, "auto", 1), (False, "auto", 0), (False, "drop", 1), (True, "keep", 0)])
+def test_identical_lines_dropped_only_when_an_order_id_proves_them_the_same(
+        with_order: bool, mode: str, dropped: int) -> None:
+    """Two identical lines without an order id are two purchases (a repeat purchase, or one
+    order of two units written line by line): kept, and the choice is stated; with an order id
+    they are the same line exported twice: dropped. ``duplicates`` in the config decides."""
+    raw = _tx_raw()
+    if not with_order:
+        raw = raw.drop(columns="InvoiceNo")
+    cfg = TableConfig(duplicates=mode)
+    ledger = Ledger()
+    tx = prepare_transactions(raw, cfg, file="tx.csv", ledger=ledger, as_of=AS_OF)
+    src = ledger.sources["transactions"]
+    assert src.excluded.get("duplicate row", 0) == dropped
+    assert ("dropped as duplicates" if dropped else "kept as repeat purchases") in src.duplicates
+    assert src.to_dict()["duplicates"] == src.duplicates
+    notes = [w["message"] for w in ledger.warnings if w["category"] == "duplicates"]
+    if dropped:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and "1 transaction lines identical" in notes[0], notes
+        assert ((tx.frame["customer_id"] == "17850") & (tx.frame["amount"] == 6 * 2.55)).sum() == 2

@@ -271,3 +271,30 @@ def test_implausible_dates_same_rule_and_messages(tmp_path: Path, synth_files) -
     assert msgs[0] == msgs[1], msgs
     assert "implausible date: it matches the format %Y-%m-%d %H:%M:%S" in msgs[0]
     assert "cannot parse" not in msgs[0]
+
+
+@pytest.mark.parametrize("mode", ["auto", "drop"])
+def test_identical_lines_without_order_id_same_rule_as_pandas(tmp_path: Path, synth_files,
+                                                              mode: str) -> None:
+    """Without an order id identical lines are repeat purchases (kept, with a note) unless the
+    config says drop: DuckDB applies the same rule and states the same choice."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str).drop(columns="order_id")
+    tx = pd.concat([tx, tx.iloc[::97]], ignore_index=True)
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    cfg = lambda engine: Config.model_validate(  # noqa: E731
+        {"segmentation": {"transactions_engine": engine},
+         "transactions": {"duplicates": mode}})
+    pandas = prepare_data(transactions=path, config=cfg("pandas"))
+    duck = prepare_data(transactions=path, config=cfg("duckdb"))
+    assert duck.transactions_engine == "duckdb"
+    _assert_same(pandas, duck)
+    src = duck.ledger.sources["transactions"]
+    n_dup = len(tx.iloc[::97])
+    if mode == "drop":  # (the synthetic log repeats some lines itself)
+        assert src.excluded["duplicate row"] >= n_dup
+    else:
+        assert "duplicate row" not in src.excluded
+    notes = [[w for w in p.ledger.warnings if w["category"] == "duplicates"]
+             for p in (pandas, duck)]
+    assert notes[0] == notes[1] and len(notes[0]) == (mode == "auto")

@@ -314,3 +314,22 @@ def test_implausible_future_dates_excluded_alike(spark, tmp_path) -> None:
         prepare_data_spark(transactions=tx, config=cfg, spark=spark)
     assert str(spark_err.value) == str(local_err.value)
     assert "no transactions on or before the as-of date 1900-01-01" in str(local_err.value)
+
+
+def test_identical_lines_without_order_id_kept_alike(spark, tmp_path) -> None:
+    """No order id: identical lines are repeat purchases on Spark too (kept, the same note)."""
+    from custseg.pipeline import prepare_data
+    from custseg.spark import prepare_data_spark
+
+    text = ("CustomerID,InvoiceDate,Amount\nA,2024-01-01 10:00:00,10.5\n"
+            "A,2024-01-01 10:00:00,10.5\nB,2024-01-02 10:00:00,20\nA,2024-01-03 10:00:00,5\n")
+    tx = _write(tmp_path / "tx.csv", text)
+    for mode, dropped in (("auto", 0), ("drop", 1)):
+        cfg = Config.model_validate({"transactions": {"duplicates": mode}})
+        loc = prepare_data(transactions=tx, config=cfg)
+        spk = prepare_data_spark(transactions=tx, config=cfg, spark=spark)
+        assert spk.ledger.sources["transactions"].to_dict() == \
+            loc.ledger.sources["transactions"].to_dict()
+        assert loc.ledger.sources["transactions"].excluded.get("duplicate row", 0) == dropped
+        assert [w for w in spk.ledger.warnings if w["category"] == "duplicates"] == \
+            [w for w in loc.ledger.warnings if w["category"] == "duplicates"]

@@ -132,6 +132,35 @@ def duplicate_rows(raw: pd.DataFrame, first: str | None = None) -> np.ndarray:
     return out
 
 
+def drops_duplicate_lines(cfg: TableConfig, roles: dict[str, str]) -> bool:
+    """Whether identical transaction lines are dropped as duplicates (all but the first).
+
+    Only an order id makes two identical lines provably the same line (exported twice, a
+    join that repeated it); without one, two identical purchases on the same day are real:
+    a repeat purchase, or one order of several units written line by line. So "auto" drops
+    them only when there is an order id column; "drop" and "keep" decide for every file. The
+    same rule for the pandas, DuckDB and Spark paths.
+    """
+    return cfg.duplicates == "drop" or (cfg.duplicates == "auto" and "order_id" in roles)
+
+
+def duplicates_policy(cfg: TableConfig, roles: dict[str, str]) -> str:
+    """The choice about identical lines, as the summary states it."""
+    if drops_duplicate_lines(cfg, roles):
+        why = "as configured" if cfg.duplicates == "drop" else "an order id identifies each line"
+        return f"identical lines dropped as duplicates ({why})"
+    why = "as configured" if cfg.duplicates == "keep" else "no order id column"
+    return f"identical lines kept as repeat purchases ({why})"
+
+
+def kept_duplicates_note(file: str, n: int, cfg: TableConfig) -> str:
+    """The ledger's note when identical lines are kept (the choice, stated)."""
+    why = ("as configured" if cfg.duplicates == "keep"
+           else "there is no order id column to show they are the same line")
+    return (f"{file}: {n} transaction lines identical to an earlier one kept as repeat purchases "
+            f"({why}); set duplicates = \"drop\" under [transactions] to drop them")
+
+
 def _all_distinct(ids: pd.Series, keep: np.ndarray) -> bool:
     """Whether the kept ids are all different: one hash pass in Arrow (about half the time of
     ``duplicated(keep=False)`` on a million text ids), so the usual case -- unique ids -- is
@@ -562,7 +591,14 @@ class _TransactionCleaning:
         self.keep &= ~missing
 
     def exclude_duplicates(self) -> None:
-        self.exclude(duplicate_rows(self.raw, self.roles.get("timestamp")), "duplicate row")
+        """Identical lines: dropped (all but the first) when :func:`drops_duplicate_lines`
+        says so, else kept, and the ledger says how many were kept."""
+        self.ledger.sources["transactions"].duplicates = duplicates_policy(self.cfg, self.roles)
+        dups = duplicate_rows(self.raw, self.roles.get("timestamp"))
+        if drops_duplicate_lines(self.cfg, self.roles):
+            self.exclude(dups, "duplicate row")
+        elif (n := int((dups & self.keep).sum())):
+            self.ledger.warn("duplicates", kept_duplicates_note(self.file, n, self.cfg))
 
     def parse_timestamps(self) -> None:
         """Dates with one format for the column; unparseable or missing ones exclude the row."""

@@ -50,6 +50,10 @@ class TableConfig(_Strict):
     numeric: list[str] = Field(default_factory=list, description="columns to treat as numbers")
     ignore: list[str] = Field(default_factory=list, description="columns not to use at all")
     date_format: str | None = Field(default=None, description="strftime format for date columns")
+    duplicates: Literal["auto", "drop", "keep"] = Field(
+        default="auto", description="transaction lines identical in every column: drop all but "
+        "the first (drop), keep them all as repeat purchases (keep), or drop them only when an "
+        "order id column makes them provably the same line (auto)")
     delimiter: str | None = None
     encoding: str | None = None
 

@@ -29,7 +29,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from custseg.cleaning import DISCOUNT_FLAGS, RETURN_FLAGS
+from custseg.cleaning import (
+    DISCOUNT_FLAGS,
+    RETURN_FLAGS,
+    drops_duplicate_lines,
+    duplicates_policy,
+    kept_duplicates_note,
+)
 from custseg.config import FeatureConfig, TableConfig
 from custseg.derive import CANCELLATION_PREFIX, NO_LABEL
 from custseg.errors import InputError
@@ -500,7 +506,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
     n_rows, n_ids, bad = _count_lines(con, roles, date_fmt)
     src = ledger.source("transactions", file, n_rows)
     _stop_on_missing_or_bad(con, file, roles, n_ids, bad, on_invalid)
-    first = _first_rules(date_fmt)
+    drop_dups = drops_duplicate_lines(cfg, roles)
+    src.duplicates = duplicates_policy(cfg, roles)
+    if not drop_dups and (n_dups := con.execute("SELECT count(*) FROM dups").fetchone()[0]):
+        ledger.warn("duplicates", kept_duplicates_note(file, int(n_dups), cfg))
+    first = _first_rules(date_fmt, drop_dups)
     as_of, implausible = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"],
                                 ledger=ledger)
     later = [*implausible, *_later_rules(roles, as_of, window_days)]
@@ -608,11 +618,12 @@ def _stop_on_missing_or_bad(con: duckdb.DuckDBPyConnection, file: str, roles: di
             raise InputError(text, file=file, column=col, row=int(row), value=value)
 
 
-def _first_rules(date_fmt: str | None) -> list[Rule]:
+def _first_rules(date_fmt: str | None, drop_dups: bool = True) -> list[Rule]:
     """The rules that decide which lines the as-of date is read from, in the pandas path's
     order."""
-    rules = [("missing customer_id", "id IS NULL"),
-             ("duplicate row", "__row IN (SELECT __row FROM dups)")]
+    rules = [("missing customer_id", "id IS NULL")]
+    if drop_dups:
+        rules.append(("duplicate row", "__row IN (SELECT __row FROM dups)"))
     if date_fmt:
         rules.append(("unparseable date", "ts_bad"))
     rules.append(("missing date", "ts IS NULL"))

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import drops_duplicate_lines, duplicates_policy, kept_duplicates_note
 from custseg.config import TableConfig
 from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAGS
 from custseg.errors import InputError
@@ -355,10 +356,12 @@ def prepare_transactions_spark(raw: RawTable, cfg: TableConfig, *, ledger: Ledge
         fmt = fallback
         fn, schema = _parse_partition(columns, roles, file, fmt)
         parsed = df.mapInPandas(fn, schema).persist()
-    return _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt)
+    return _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt,
+                        cfg)
 
 
-def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt):
+def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt,
+                 cfg):
     from pyspark.sql import functions as F
 
     file = raw.file
@@ -370,9 +373,17 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
     if ids_present == 0:
         raise InputError("column has no values at all (every cell is empty)", file=file,
                          column=roles["customer_id"])
-    stage1 = (F.when(F.col("customer_id").isNull(), "missing customer_id")
-              .when(F.col("dup"), "duplicate row")
-              .when(F.col("ts_bad"), "unparseable date")
+    # identical lines: the local engine's rule (dropped only when an order id identifies lines)
+    src.duplicates = duplicates_policy(cfg, roles)
+    drop_dups = drops_duplicate_lines(cfg, roles)
+    if not drop_dups:
+        n_dups = parsed.where(F.col("dup") & F.col("customer_id").isNotNull()).count()
+        if n_dups:
+            ledger.warn("duplicates", kept_duplicates_note(file, int(n_dups), cfg))
+    stage1 = F.when(F.col("customer_id").isNull(), "missing customer_id")
+    if drop_dups:
+        stage1 = stage1.when(F.col("dup"), "duplicate row")
+    stage1 = (stage1.when(F.col("ts_bad"), "unparseable date")
               .when(F.col("ts").isNull(), "missing date"))
     p = parsed.withColumn("reason", stage1)
     # lines per day (with the last instant of each), for the plausibility rule and the as-of date
