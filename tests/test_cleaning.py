@@ -455,3 +455,21 @@ def test_identical_lines_dropped_only_when_an_order_id_proves_them_the_same(
     else:
         assert len(notes) == 1 and "1 transaction lines identical" in notes[0], notes
         assert ((tx.frame["customer_id"] == "17850") & (tx.frame["amount"] == 6 * 2.55)).sum() == 2
+
+
+def test_long_category_values_are_capped_and_stay_distinct() -> None:
+    """One huge category value was copied into every output (a 50 MB cell made a 367 MB
+    profiles.json): labels are capped at 80 characters, and two long values that start alike
+    stay two levels."""
+    from custseg.derive import MAX_LABEL_CHARS
+
+    raw = _marketing(n=60)
+    long_a, long_b = "Ä" * 5000 + "a", "Ä" * 5000 + "b"
+    raw["Segment_Label"] = [long_a if i % 3 == 0 else long_b if i % 3 == 1 else "short"
+                            for i in range(len(raw))]
+    table, _ = _prepare_cu(raw)
+    levels = table.frame["Segment_Label"].unique().tolist()
+    assert len(levels) == 3 and "short" in levels
+    assert max(len(v) for v in levels) <= MAX_LABEL_CHARS
+    capped = sorted(v for v in levels if v != "short")
+    assert all(v.startswith("Ä" * 70 + "\u2026") for v in capped) and capped[0] != capped[1]

@@ -298,3 +298,17 @@ def test_identical_lines_without_order_id_same_rule_as_pandas(tmp_path: Path, sy
     notes = [[w for w in p.ledger.warnings if w["category"] == "duplicates"]
              for p in (pandas, duck)]
     assert notes[0] == notes[1] and len(notes[0]) == (mode == "auto")
+
+
+def test_long_category_labels_capped_alike(tmp_path: Path, synth_files) -> None:
+    """Category values longer than 80 characters are capped the same way in SQL and pandas
+    (same levels, same feature names), non-ASCII ones too."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    tx.loc[tx.index % 5 == 0, "category"] = "Épicerie fine " * 40
+    tx.loc[tx.index % 7 == 0, "category"] = "Épicerie fine " * 40 + "🍷"
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+    names = [c for c in duck.features.frame.columns if "picerie" in c]
+    assert len(names) >= 2 and max(len(c) for c in names) < 120, names

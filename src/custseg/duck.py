@@ -37,7 +37,7 @@ from custseg.cleaning import (
     kept_duplicates_note,
 )
 from custseg.config import FeatureConfig, TableConfig
-from custseg.derive import CANCELLATION_PREFIX, NO_LABEL
+from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, cap_label_sql
 from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
@@ -457,7 +457,7 @@ def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict
         sel.append(f"{_id_expr(roles['order_id'], types[roles['order_id']])} AS order_raw")
     for role in ("category", "channel"):
         if role in roles:
-            sel.append(f"{_text_expr(roles[role], types[roles[role]])} AS {role}")
+            sel.append(f"{cap_label_sql(_text_expr(roles[role], types[roles[role]]))} AS {role}")
     if "is_return" in roles:
         sel.append(f"lower({_text_expr(roles['is_return'], types[roles['is_return']])}) AS flag")
     if "discount" in roles:

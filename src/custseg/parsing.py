@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from custseg.derive import MAX_LABEL_CHARS, cap_label
 from custseg.errors import InputError
 
 DATE_FORMATS = [  # month-first before day-first: an all-ambiguous column reads month-first
@@ -156,9 +157,16 @@ def clean_ids(raw: pd.Series) -> pd.Series:
 
 
 def clean_text(raw: pd.Series) -> pd.Series:
-    """Text, stripped; blank cells become missing."""
+    """Text, stripped; blank cells become missing; a value longer than
+    :data:`~custseg.derive.MAX_LABEL_CHARS` is capped (:func:`~custseg.derive.cap_label`), as
+    it may become a category level, a feature name and a label in every output."""
     s = raw.astype("string").str.strip()
-    return s.where(s != "")
+    s = s.where(s != "")
+    long = (s.str.len() > MAX_LABEL_CHARS).fillna(False).to_numpy(dtype=bool)
+    if long.any():
+        s = s.copy()
+        s[long] = [cap_label(v) for v in s[long]]
+    return s
 
 
 def check_not_all_missing(series: pd.Series, file: str, column: str,
