@@ -251,4 +251,10 @@ def date_error(fmt: str | None, n_bad: int, value: object) -> str:
             return (f"implausible date: it matches the format {fmt} but lies outside the years "
                     f"1800 to 2261 ({n_bad} unusable dates)")
     hint = f" with format {fmt}" if fmt else ""
+    if fmt and fmt != "mixed" and isinstance(value, str):
+        other = to_naive_utc(pd.Series([value.strip()], dtype="string"), "mixed").iloc[0]
+        if pd.notna(other):  # a date, written another way: the column mixes formats
+            return (f"cannot parse as a date{hint}: the column mixes date formats (this value "
+                    f"is a date written another way; {n_bad} values do not match the format "
+                    "the others use); write every date in one format, or set date_format")
     return f"cannot parse as a date{hint} ({n_bad} such values)"
