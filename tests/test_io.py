@@ -501,3 +501,15 @@ def test_none_is_a_value_not_a_missing_marker(tmp_path: Path) -> None:
     assert frame["other"].isna().sum() == 4 and (frame["other"] == "None").sum() == 8
     table = prepare_customers(frame, TableConfig(), file="c.csv", ledger=Ledger(), as_of=None)
     assert "telephone" in table.categorical and "telephone" not in table.ignored
+
+
+def test_escaped_formulas_read_back_unchanged(tmp_path: Path) -> None:
+    """A run's segments.csv read back as a snapshot gets its values back."""
+    from custseg.io.writers import unescape_formulas
+
+    frame = pd.DataFrame({"customer_id": ["=1+1", "-C3", "ok", "'quoted", None],
+                          "x": [1.0, -2.0, 3.0, 4.0, 5.0]})
+    path = write_csv(tmp_path / "s.csv", frame)
+    back = unescape_formulas(pd.read_csv(path, dtype={"customer_id": str}))
+    assert back["customer_id"].tolist()[:4] == ["=1+1", "-C3", "ok", "'quoted"]
+    assert back["x"].tolist() == [1.0, -2.0, 3.0, 4.0, 5.0]

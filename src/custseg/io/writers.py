@@ -165,6 +165,22 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`escape_formulas` on a CSV output read back (text columns and names)."""
+    pattern = r"^'(?=[=+\-@\t\r])"
+    out = frame.copy()
+    for i in range(out.shape[1]):
+        s = out.iloc[:, i]
+        if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
+            hit = s.astype("string").str.contains(pattern, regex=True).fillna(False)
+            if hit.any():
+                fixed = s.astype(object).copy()
+                fixed[hit.to_numpy(dtype=bool)] = s[hit].astype(str).str.slice(1)
+                out.isetitem(i, fixed.to_numpy(dtype=object))
+    out.columns = [re.sub(pattern, "", str(c)) for c in out.columns]
+    return out
+
+
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     """Write ``frame`` as CSV (no index) atomically.
 
