@@ -44,11 +44,15 @@ from custseg.derive import (
 from custseg.errors import ConfigError, InputError
 from custseg.ledger import Ledger, row_numbers
 from custseg.parsing import (
+    IMPLAUSIBLE_FUTURE,
     check_not_all_missing,
     clean_ids,
     clean_text,
+    date_plausibility,
+    no_lines_before_as_of,
     parse_dates,
     parse_numeric,
+    to_naive_utc,
 )
 from custseg.roles import (
     aggregate_columns,
@@ -150,6 +154,35 @@ def duplicate_rows(raw: pd.DataFrame, first: str | None = None) -> np.ndarray:
     if len(idx):
         out[idx] = raw.iloc[idx].duplicated(keep="first").to_numpy()
     return out
+
+
+def drops_duplicate_lines(cfg: TableConfig, roles: dict[str, str]) -> bool:
+    """Whether identical transaction lines are dropped as duplicates (all but the first).
+
+    Only an order id makes two identical lines provably the same line (exported twice, a
+    join that repeated it); without one, two identical purchases on the same day are real:
+    a repeat purchase, or one order of several units written line by line. So "auto" drops
+    them only when there is an order id column; "drop" and "keep" decide for every file. The
+    same rule for the pandas, DuckDB and Spark paths.
+    """
+    return cfg.duplicates == "drop" or (cfg.duplicates == "auto" and "order_id" in roles)
+
+
+def duplicates_policy(cfg: TableConfig, roles: dict[str, str]) -> str:
+    """The choice about identical lines, as the summary states it."""
+    if drops_duplicate_lines(cfg, roles):
+        why = "as configured" if cfg.duplicates == "drop" else "an order id identifies each line"
+        return f"identical lines dropped as duplicates ({why})"
+    why = "as configured" if cfg.duplicates == "keep" else "no order id column"
+    return f"identical lines kept as repeat purchases ({why})"
+
+
+def kept_duplicates_note(file: str, n: int, cfg: TableConfig) -> str:
+    """The ledger's note when identical lines are kept (the choice, stated)."""
+    why = ("as configured" if cfg.duplicates == "keep"
+           else "there is no order id column to show they are the same line")
+    return (f"{file}: {n} transaction lines identical to an earlier one kept as repeat purchases "
+            f"({why}); set duplicates = \"drop\" under [transactions] to drop them")
 
 
 def _all_distinct(ids: pd.Series, keep: np.ndarray) -> bool:
@@ -300,6 +333,10 @@ class _CustomerCleaning:
         if "birth_date" in self.roles:
             self.birth_date = self.dt(self.roles["birth_date"])
         if as_of is None and signup is not None and signup[self.keep].notna().any():
+            kept = signup[self.keep].dropna()
+            implausible, _ = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+            if implausible is not None and not self.scoring:
+                self.exclude((signup >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = signup[self.keep].max().date()
         if signup is not None:
             assert as_of is not None
@@ -537,8 +574,7 @@ class _CustomerCleaning:
         sample = text[self.keep].dropna()
         if not sample.str.contains(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", regex=True).all():
             return False
-        return bool(pd.to_datetime(sample.iloc[:200], format="mixed", errors="coerce")
-                    .notna().all())
+        return bool(to_naive_utc(sample.iloc[:200], "mixed").notna().all())
 
     def _add_text_column(self, c: str, text: pd.Series, forced: str | None) -> None:
         """A category; free text or identifiers (many distinct values) and constant columns
@@ -649,7 +685,14 @@ class _TransactionCleaning:
         self.keep &= ~missing
 
     def exclude_duplicates(self) -> None:
-        self.exclude(duplicate_rows(self.raw, self.roles.get("timestamp")), "duplicate row")
+        """Identical lines: dropped (all but the first) when :func:`drops_duplicate_lines`
+        says so, else kept, and the ledger says how many were kept."""
+        self.ledger.sources["transactions"].duplicates = duplicates_policy(self.cfg, self.roles)
+        dups = duplicate_rows(self.raw, self.roles.get("timestamp"))
+        if drops_duplicate_lines(self.cfg, self.roles):
+            self.exclude(dups, "duplicate row")
+        elif (n := int((dups & self.keep).sum())):
+            self.ledger.warn("duplicates", kept_duplicates_note(self.file, n, self.cfg))
 
     def parse_timestamps(self) -> None:
         """Dates with one format for the column; unparseable or missing ones exclude the row."""
@@ -664,9 +707,18 @@ class _TransactionCleaning:
     def exclude_outside_window(self, as_of: date | None, window_days: int | None) -> date:
         """Lines after the as-of date (the last date, when not given; the whole day counts),
         and before the feature window when there is one. Returns the as-of date."""
+        kept = self.ts[self.keep]
+        implausible, warning = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+        if warning:
+            self.ledger.warn("dates", f"{self.file}, column '{self.roles['timestamp']}': {warning}")
         if as_of is None:
+            if implausible is not None:  # (a given as-of date excludes them anyway)
+                self.exclude((self.ts >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = self.ts[self.keep].max().date()
         cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        if len(kept) and not (kept < cutoff).any():
+            raise InputError(no_lines_before_as_of(as_of, kept.min()), file=self.file,
+                             column=self.roles["timestamp"])
         self.exclude((self.ts >= cutoff).to_numpy(), "dated after the as-of date")
         if window_days is not None:
             self.exclude((self.ts < cutoff - pd.Timedelta(days=window_days)).to_numpy(),

@@ -175,6 +175,9 @@ def _segment(customers: Path | str | None, transactions: Path | None, config: Pa
     if engine == "spark" and previous_model is not None:
         raise typer.BadParameter("--previous-model is not supported with --engine spark yet")
 
+    from custseg.io.writers import check_output_dir
+
+    check_output_dir(out)  # an unusable --out stops now (exit 2), not after the whole run
     cfg = Config.from_toml(config) if config else Config()
     cfg, customers = _with_database(cfg, customers, transactions, db)
     if engine == "spark" and (cfg.db_source("customers") or cfg.db_source("transactions")):

@@ -77,6 +77,10 @@ class TableConfig(_Strict):
         "of it is reported; default: pre-aggregated Mnt* spend, or a column named like "
         "total charges / total spend / revenue")
     date_format: str | None = Field(default=None, description="strftime format for date columns")
+    duplicates: Literal["auto", "drop", "keep"] = Field(
+        default="auto", description="transaction lines identical in every column: drop all but "
+        "the first (drop), keep them all as repeat purchases (keep), or drop them only when an "
+        "order id column makes them provably the same line (auto)")
     delimiter: str | None = None
     encoding: str | None = None
 

@@ -14,6 +14,7 @@ nan
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -133,3 +134,31 @@ def infer_currency(names: list[str]) -> str | None:
         tokens = set(re.findall(r"[a-z]+|[$€£₹¥]", str(name).lower()))
         found |= {sym for tok, sym in CURRENCY_TOKENS if tok in tokens}
     return found.pop() if len(found) == 1 else None
+
+# --------------------------------------------------------------------------------------------
+# labels: a category value becomes a level, a feature name, a label in profiles and the report
+
+MAX_LABEL_CHARS = 80   # a longer text value is cut to this (one 50 MB cell was copied 7 times)
+_LABEL_KEEP = 70       # characters kept; then an ellipsis and 8 hex digits of its SHA-256
+
+
+def cap_label(value: str) -> str:
+    """``value``, or when longer than :data:`MAX_LABEL_CHARS` characters its first 70, an
+    ellipsis and 8 hex digits of the SHA-256 of the whole value (so two long values that start
+    alike stay distinct). The DuckDB path builds the same label in SQL (``cap_label_sql``).
+
+    >>> cap_label("short")
+    'short'
+    >>> len(cap_label("x" * 10_000))
+    79
+    """
+    if len(value) <= MAX_LABEL_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return value[:_LABEL_KEEP] + "\u2026" + digest
+
+
+def cap_label_sql(expr: str) -> str:
+    """:func:`cap_label` as a DuckDB SQL expression on the text ``expr``."""
+    return (f"CASE WHEN length({expr}) > {MAX_LABEL_CHARS} THEN left({expr}, {_LABEL_KEEP}) "
+            f"|| '\u2026' || left(sha256({expr}), 8) ELSE {expr} END")

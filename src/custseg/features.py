@@ -491,7 +491,12 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         descriptive.append("online_share")
 
     if len(frame) == 0:
-        raise InputError("no customer is left to segment after cleaning; see excluded.csv",
+        why = "; ".join(
+            f"{src.rows_read} {name} rows read, excluded: " + ", ".join(
+                f"{n} {reason}" for reason, n in src.excluded.most_common(3))
+            for name, src in ledger.sources.items() if src.excluded)
+        raise InputError("no customer is left to segment after cleaning"
+                         + (f" ({why})" if why else ""),
                          file=customers.file if customers is not None
                          else behaviour.file if behaviour is not None else None)
 
