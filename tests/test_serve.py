@@ -189,6 +189,7 @@ def test_batch_from_training_file_matches_batch_scoring(client, mall) -> None:
     assert (got["segment_name"] == want["segment_name"]).all()
     assert np.array_equal(got["distance"].to_numpy(), want["distance"].to_numpy())
     assert np.array_equal(got["confidence"].to_numpy(), want["confidence"].to_numpy())
+    assert (got["why"] == want["why"]).all() and (got["why"] != "").mean() > 0.5
     segs = {s["segment_id"]: s for s in LoadedModel.load(model).segments}
     for row in body["results"]:
         assert row["recommendations"] == segs[row["segment_id"]]["recommendations"]
@@ -205,6 +206,7 @@ def test_single_customers_match_batch_scoring(client, mall) -> None:
         w = want.loc[str(rec["CustomerID"])]
         assert (row["segment_id"], row["segment_name"]) == (w["segment_id"], w["segment_name"])
         assert row["distance"] == w["distance"] and row["confidence"] == w["confidence"]
+        assert row["why"] == w["why"]  # the fast path explains as the batch scorer does
     # an unseen level, numbers as text, and a customer only the slow path takes (blank cells)
     for rec in ({"CustomerID": "x1", "Gender": "Other", "Age": "31",
                  "Annual Income (k$)": "70", "Spending Score (1-100)": "80"},

@@ -73,6 +73,10 @@ def write_outputs(result: SegmentationResult, out: str | Path,
     return {n: Path(out) / n for n in OUTPUT_NAMES}
 
 
+def _finite(x: float | None) -> float | None:
+    return float(x) if x is not None and x == x and abs(x) != float("inf") else None
+
+
 def _model_extra(result: SegmentationResult) -> dict:
     """What the saved model's manifest records beyond the model itself."""
     f = result.features
@@ -85,8 +89,12 @@ def _model_extra(result: SegmentationResult) -> dict:
         "cleaning_fences": result.fences,
         "segments": [{"segment_id": s.segment_id, "name": s.name, "description": s.description,
                       "evidence": s.evidence, "recommendations": s.recommendations,
-                      "size": s.size, "share": s.share}
+                      "size": s.size, "share": s.share,
+                      "medians": {c: _finite(s.medians.get(c)) for c in [*f.numeric, *f.binary]}}
                      for s in result.profiles.segments],
+        "population_medians": {c: _finite(result.profiles.population.get(c, {}).get("median"))
+                               for c in [*f.numeric, *f.binary]},
+        "units": f.units,
         "training": {"n_customers": int(len(result.labels)), "k_selection_reason":
                      result.selection.reason, "inputs": result.inputs},
         "value_model": result.value_model if (result.value_model or {}).get("bgnbd") else None,

@@ -25,6 +25,7 @@ from custseg.config import Config
 from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
+from custseg.explain import why_placed
 from custseg.features import VALUE_INPUTS, FeatureTable, build_features
 from custseg.io.db import DbSource, read_db
 from custseg.io.readers import read_table
@@ -416,14 +417,30 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         currency = cfg.report.currency if cfg.report.currency is not None else data.currency
         recommend(profiles, rules, currency or "", facts=facts, outcomes=feats.outcomes,
                   horizon_months=cfg.value.horizon_months)
+        why = explain_assignments(X, labels, model, pre, feats, profiles)
 
     return SegmentationResult(
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
-        currency=currency or "", value_model=data.value_model,
+        currency=currency or "", value_model=data.value_model, why=why,
         holdout=_holdout_by_segment(data.holdout, feats, labels, profiles))
+
+
+def explain_assignments(X: np.ndarray, labels: np.ndarray, model: SegmentModel,
+                        pre: Preprocessor, feats: FeatureTable, profiles) -> np.ndarray:
+    """Per customer, the features that place it in its segment (:mod:`custseg.explain`)."""
+    ids = np.asarray(model.segment_ids_)
+    features = [f for f in [*feats.numeric, *feats.binary] if f in feats.frame.columns]
+    texts = why_placed(
+        X, np.searchsorted(ids, labels), np.asarray(model.cluster_centers_),
+        pre.feature_names_out_, features,
+        {f: feats.frame[f].to_numpy(dtype="float64") for f in features},
+        [profiles.by_id(int(sid)).medians for sid in ids],
+        {f: profiles.population[f]["median"] for f in features if f in profiles.population},
+        feats.units)
+    return np.array(texts, dtype=object)
 
 
 def _holdout_by_segment(holdout: HoldoutRun | None, feats: FeatureTable, labels: np.ndarray,

@@ -21,6 +21,7 @@ import pandas as pd
 
 from custseg.config import Config
 from custseg.errors import InputError, ModelFormatError
+from custseg.explain import why_placed
 from custseg.features import VALUE_INPUTS
 from custseg.model import SegmentModel, load_model
 from custseg.preprocess import Preprocessor
@@ -129,6 +130,23 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
     assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
+    segs = lm.manifest.get("segments", [])
+    if segs and all("medians" in s for s in segs):
+        # why each customer is in its segment, against the training run's medians
+        ids = np.asarray(lm.model.segment_ids_)
+        by_id = {int(s["segment_id"]): s["medians"] for s in segs}
+        features = [c for c in [*lm.preprocessor.numeric, *lm.preprocessor.binary]
+                    if c in frame.columns]
+        X = lm.preprocessor.transform(frame)
+        rows = np.searchsorted(ids, assignments["segment_id"].to_numpy())
+        assignments.insert(assignments.columns.get_loc("confidence") + 1, "why", why_placed(
+            X, rows, np.asarray(lm.model.cluster_centers_), lm.preprocessor.feature_names_out_,
+            features, {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
+                       for c in features},
+            [{k: (np.nan if v is None else v) for k, v in by_id[int(i)].items()} for i in ids],
+            {k: (np.nan if v is None else v)
+             for k, v in lm.manifest.get("population_medians", {}).items()},
+            lm.manifest.get("units", {})))
     value = lm.manifest.get("value_model")
     if value and set(VALUE_INPUTS) <= set(frame.columns):
         # the training run's fitted value model, applied (never refitted on a scoring batch)

@@ -604,13 +604,15 @@ class _Service:
             return {"results": [], "excluded": _exclusions(ledger.excluded_frame()),
                     "as_of": body.as_of}
         a = result.assignments
+        why = a["why"] if "why" in a.columns else pd.Series([None] * len(a))
         results = [
             {"customer_id": str(cid), "segment_id": int(sid), "segment_name": str(name),
              "distance": _finite(dist), "confidence": _finite(conf),
+             **({"why": str(w)} if w is not None else {}),
              "recommendations": self.recs.get(int(sid), [])}
-            for cid, sid, name, dist, conf in zip(a["customer_id"], a["segment_id"],
-                                                  a["segment_name"], a["distance"],
-                                                  a["confidence"], strict=True)]
+            for cid, sid, name, dist, conf, w in zip(a["customer_id"], a["segment_id"],
+                                                     a["segment_name"], a["distance"],
+                                                     a["confidence"], why, strict=True)]
         # what each customer is worth next (models fitted on transactions)
         for col in [c for c in VALUE_COLUMNS if c in a.columns]:
             for r, v in zip(results, a[col].to_numpy(float), strict=True):

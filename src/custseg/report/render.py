@@ -623,7 +623,9 @@ def _holdout_text(result: SegmentationResult) -> dict | None:
             + (f"; per customer, predicted and actual correlate at {h['correlation']:.2f}"
                if h.get("correlation") is not None else "") + ". By segment: "
             + "; ".join(f"{s['name']} {s['predicted']:,.0f} predicted vs {s['actual']:,} actual"
-                        for s in h.get("segments", [])) + ".")
+                        for s in h.get("segments", []))
+            + " (the segments are formed on all the data, holdout included, so this split "
+            "describes them; it does not test the model).")
     return {"text": text}
 
 

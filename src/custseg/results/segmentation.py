@@ -146,6 +146,7 @@ class SegmentationResult:
     currency: str = ""  # put before amounts in the report ([report] currency, or inferred)
     value_model: dict | None = None  # the value model's parameters and settings, when fitted
     holdout: dict | None = None      # the holdout check ([value] calibration_end), when run
+    why: np.ndarray | None = None    # per customer: the features that place it in its segment
 
     @property
     def k(self) -> int:
@@ -165,6 +166,8 @@ class SegmentationResult:
             "segment_name": names[np.searchsorted(ids, self.labels)],
             "distance": np.round(self.distances, 6),
         })
+        if self.why is not None:
+            out["why"] = self.why
         feats = f.frame[cols].reset_index(drop=True)
         for c in cols:
             if pd.api.types.is_numeric_dtype(feats[c]):
