@@ -48,11 +48,13 @@ from custseg.parsing import (
 )
 from custseg.roles import (
     aggregate_columns,
-    customer_roles,
+    customer_inference,
+    has_money,
     kids_columns,
     normalise,
-    transaction_roles,
+    transaction_inference,
 )
+from custseg.roles_infer import Inference
 
 # the transaction-line tokens are derive.py's, shared with the DuckDB and Spark paths
 DISCOUNT_FLAGS = YES_FLAGS  # a yes/no discount cell meaning "yes"
@@ -83,6 +85,8 @@ class CustomerTable:
     ignored: dict[str, str] = field(default_factory=dict)          # column -> why
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
     fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
+    profiled: list[str] = field(default_factory=list)  # numeric columns profiled, not modelled
+    inference: Inference | None = None                 # every column's role and evidence
 
 
 @dataclass
@@ -95,6 +99,8 @@ class TransactionTable:
     roles: dict[str, str]
     as_of: date
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
+    has_money: bool = True          # False: a log of ids and dates (no amount): no money features
+    inference: Inference | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,10 +167,10 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     missing instead of turning the column into categories, and outlier fences are not derived
     from the batch: ``fences`` (the ones learned at fit time, see ``CustomerTable.fences``) apply.
     """
-    roles = customer_roles(list(raw.columns), cfg, file)
+    inf = customer_inference(list(raw.columns), cfg, file, raw)
     ledger.source("customers", file, len(raw))
-    c = _CustomerCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
-                          on_invalid=on_invalid, scoring=scoring)
+    c = _CustomerCleaning(raw, cfg, file=file, ledger=ledger, roles=dict(inf.roles),
+                          on_invalid=on_invalid, scoring=scoring, inference=inf)
     c.exclude_rows_without_id()
     c.exclude_duplicates()
     as_of = c.add_signup_date(as_of)
@@ -179,15 +185,19 @@ class _CustomerCleaning:
     add feature columns to ``frame`` and clear ``keep`` for excluded rows."""
 
     def __init__(self, raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
-                 roles: dict[str, str], on_invalid: str, scoring: bool) -> None:
+                 roles: dict[str, str], on_invalid: str, scoring: bool,
+                 inference: Inference | None = None) -> None:
         self.raw, self.cfg, self.file, self.ledger = raw, cfg, file, ledger
         self.roles, self.on_invalid, self.scoring = roles, on_invalid, scoring
+        self.inference = inference
+        # no id column at all: the rows are numbered (as with row_ids = true), and said so
+        self.row_ids = cfg.row_ids or bool(inference and inference.implicit_row_ids)
         self.columns = list(raw.columns)
         self.rows = row_numbers(len(raw))
         self.keep = np.ones(len(raw), dtype=bool)
         self.ids = pd.Series(self.rows.astype(str), index=raw.index, dtype="string")
         self.used = set(roles.values()) | set(cfg.ignore)  # columns with a job already
-        self.distinct = bool(cfg.row_ids)                  # ids known to be all different
+        self.distinct = self.row_ids                       # ids known to be all different
         self.frame = pd.DataFrame()
         self.numeric: list[str] = []
         self.binary: list[str] = []
@@ -199,6 +209,30 @@ class _CustomerCleaning:
         self.channel_purchases: dict[str, str] = {}
         self.deal_purchases: str | None = None
         self.birth_date: pd.Series | None = None
+        self.profiled: list[str] = []
+        self.as_category = set(cfg.categorical)
+        if inference is not None:
+            self._apply_hints(inference)
+
+    def _apply_hints(self, inf: Inference) -> None:
+        """What the inference says of columns without a role: row numbers are never features,
+        outcomes are profiled only, integer codes (Channel, Region) are categories."""
+        if inf.implicit_row_ids and not self.cfg.row_ids:
+            self.ledger.warn("schema", f"{self.file}: no customer id column; customers are "
+                             "numbered by row (1..n). Name one with [customers] id = \"...\"")
+        if inf.row_number_id:
+            self.ledger.warn("schema", f"{self.file}: column '{inf.row_number_id}' holds row "
+                             "numbers; used as the customer id because no better id column "
+                             "exists")
+        for c in inf.hinted("row_number"):
+            if c not in self.used:
+                self.used.add(c)
+                self.ignored[c] = "row numbers (1..n), not a property of the customer"
+        for c in inf.hinted("outcome"):
+            if c not in self.used:
+                self.used.add(c)
+                self.profiled.append(c)
+        self.as_category |= set(inf.hinted("coded_category"))
 
     # ---- typed columns (in the frame's index), with unparseable values counted as missing
 
@@ -233,7 +267,7 @@ class _CustomerCleaning:
 
     def exclude_rows_without_id(self) -> None:
         """Ids as text (row numbers with ``row_ids``); rows without one are excluded."""
-        if self.cfg.row_ids:
+        if self.row_ids:
             return
         col = self.roles["customer_id"]
         self.ids = clean_ids(self.raw[col])
@@ -248,8 +282,8 @@ class _CustomerCleaning:
         The frame the features go into is indexed by the ids from here on.
         """
         ids, keep = self.ids, self.keep
-        self.distinct = self.cfg.row_ids or _all_distinct(ids, keep)
-        if not (self.distinct and not self.cfg.row_ids):  # (duplicate rows share an id)
+        self.distinct = self.row_ids or _all_distinct(ids, keep)
+        if not (self.distinct and not self.row_ids):  # (duplicate rows share an id)
             self.exclude(duplicate_rows(self.raw, self.roles.get("customer_id")), "duplicate row")
         dup_id = np.zeros(len(ids), dtype=bool)
         if not self.distinct:  # (row numbers as ids, or ids all different: no id is shared)
@@ -366,7 +400,7 @@ class _CustomerCleaning:
         """Pre-aggregated behaviour (``marketing_campaign.csv`` style): spend per category and
         purchases per channel, kept raw (negative counts as 0) for the feature step."""
         spend, channels, deals = aggregate_columns(self.columns,
-                                                   self.used | set(self.cfg.categorical))
+                                                   self.used | self.as_category)
         self.category_spend, self.channel_purchases, self.deal_purchases = spend, channels, deals
         for c in [*spend.values(), *channels.values(), *([deals] if deals else [])]:
             self.frame[f"__raw__{c}"] = self.num(c).clip(lower=0)
@@ -378,6 +412,9 @@ class _CustomerCleaning:
         The columns are parsed side by side on a long table (Arrow's string kernels and casts
         release the GIL); every check still runs column by column, in order.
         """
+        for c in self.profiled:
+            self._add_profiled(c)
+        self.profiled = [c for c in self.profiled if c not in self.ignored]
         rest = [c for c in self.columns if c not in self.used]
         if len(self.raw) >= PARALLEL_MIN_ROWS and len(rest) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -388,11 +425,26 @@ class _CustomerCleaning:
             text, parsed = prepared[c] if c in prepared else self._parse_column(c)
             self._add_column(c, text, parsed)
 
+    def _add_profiled(self, c: str) -> None:
+        """An outcome (churn, target, y): profiled per segment as a 0-1 or numeric column,
+        never a model feature (it would shape the segments by what happened afterwards)."""
+        text = clean_text(self.raw[c]).str.lower()
+        vals, bad = parse_numeric(self.raw[c], file=self.file, column=c, rows=self.rows,
+                                  on_invalid="exclude")
+        if bad.any():
+            yes = text.isin(YES_FLAGS + ("churned", "churn", "exited", "attrited"))
+            no = text.isin(("0", "false", "no", "n", "f", "stayed", "existing customer"))
+            if not (yes | no | text.isna()).all():
+                self.ignored[c] = "outcome column (not used to form segments)"
+                return
+            vals = yes.astype("float64").where(text.notna())
+        self.frame[c] = pd.Series(vals.to_numpy(dtype="float64"), index=self.frame.index)
+
     def _parse_column(self, c: str) -> tuple[pd.Series, tuple[pd.Series, np.ndarray] | None]:
         """A column as text (or numbers, when every cell is one) and its numbers with the
         unparseable mask (None for a column the config says is categorical)."""
         col = self.raw[c]
-        parsed = None if c in self.cfg.categorical else parse_numeric(
+        parsed = None if c in self.as_category else parse_numeric(
             col, file=self.file, column=c, rows=self.rows, on_invalid="exclude")
         if pd.api.types.is_numeric_dtype(col):
             text = col
@@ -405,7 +457,7 @@ class _CustomerCleaning:
     def _add_column(self, c: str, text: pd.Series,
                     parsed: tuple[pd.Series, np.ndarray] | None) -> None:
         forced = ("numeric" if c in self.cfg.numeric
-                  else "categorical" if c in self.cfg.categorical else None)
+                  else "categorical" if c in self.as_category else None)
         if text[self.keep].isna().all() and not self.scoring:
             raise InputError("column has no values at all (every cell is empty); "
                              "add it to `ignore` in the config to skip it", file=self.file, column=c)
@@ -477,7 +529,7 @@ class _CustomerCleaning:
             dates=self.dates, category_spend=self.category_spend,
             channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
             ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
-            fences=self.fences)
+            fences=self.fences, profiled=self.profiled, inference=self.inference)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:
@@ -502,10 +554,11 @@ def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledg
     price. Cancellations (order id starting with "C"), negative quantities or amounts and rows
     flagged as returns are kept as returns and reduce the customer's net monetary value.
     """
-    roles = transaction_roles(list(raw.columns), cfg, file)
+    inf = transaction_inference(list(raw.columns), cfg, file, raw)
     ledger.source("transactions", file, len(raw))
-    t = _TransactionCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
+    t = _TransactionCleaning(raw, cfg, file=file, ledger=ledger, roles=dict(inf.roles),
                              on_invalid=on_invalid)
+    t.inference = inf
     t.exclude_rows_without_id()
     t.exclude_duplicates()
     t.parse_timestamps()
@@ -529,6 +582,7 @@ class _TransactionCleaning:
         self.qty: pd.Series | None = None
         self.price: pd.Series | None = None
         self.amount = pd.Series(dtype="float64")
+        self.inference: Inference | None = None
 
     def exclude(self, mask: np.ndarray, reason: str) -> None:
         """Exclude the kept rows in ``mask`` for ``reason``."""
@@ -584,6 +638,14 @@ class _TransactionCleaning:
         a zero or negative unit price, and a zero or missing amount, exclude the row."""
         self.qty = self.num("quantity") if "quantity" in self.roles else None
         self.price = self.num("unit_price") if "unit_price" in self.roles else None
+        if not has_money(self.roles):
+            # a log of ids and dates (perhaps with a count): each line counts once; the money
+            # features are left out, not set to zero
+            self.ledger.warn("schema", f"{self.file}: no amount column (nor quantity and unit "
+                             "price); recency, frequency and tenure are computed, money "
+                             "features (monetary, average order value, return rate) are not")
+            self.amount = pd.Series(1.0, index=self.raw.index)
+            return
         if "amount" in self.roles:
             self.amount = self.num("amount")
         else:
@@ -644,7 +706,8 @@ class _TransactionCleaning:
             out["discount"] = self.discount()
         return TransactionTable(file=self.file, frame=out.loc[self.keep].reset_index(drop=True),
                                 roles=self.roles, as_of=as_of,
-                                seen_ids=pd.Index(self.ids.dropna().unique()))
+                                seen_ids=pd.Index(self.ids.dropna().unique()),
+                                has_money=has_money(self.roles), inference=self.inference)
 
 
 def restrict_to_customers(tx: TransactionTable, known_ids: pd.Index, ledger: Ledger) -> None:

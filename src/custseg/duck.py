@@ -37,7 +37,7 @@ from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
 from custseg.parsing import DATE_FORMATS
-from custseg.roles import transaction_roles
+from custseg.roles import has_money, transaction_roles
 
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
 AUTO_MIN_BYTES = 64 * 1024 * 1024
@@ -472,7 +472,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
 
     columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
     step()
-    roles = transaction_roles(columns, cfg, file)
+    # the roles are inferred from the names and the first rows' content, as on the pandas path
+    sample = _csv_guard(lambda: con.execute("SELECT * FROM raw_stream LIMIT 5000").df())
+    roles = transaction_roles(columns, cfg, file, sample)
+    if not has_money(roles):
+        raise Unsupported("no amount: a log of ids and dates is cleaned on the pandas path")
     date_fmt, exact = _first_date_format(con, roles["timestamp"], types, cfg.date_format)
     step()
     date_fmt = _type_lines(con, columns, types, roles, date_fmt, exact, cfg.date_format)
