@@ -15,6 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -218,10 +219,10 @@ class _CustomerCleaning:
         """What the inference says of columns without a role: row numbers are never features,
         outcomes are profiled only, integer codes (Channel, Region) are categories."""
         if inf.implicit_row_ids and not self.cfg.row_ids:
-            self.ledger.warn("schema", f"{self.file}: no customer id column; customers are "
+            self.ledger.warn("columns", f"{self.file}: no customer id column; customers are "
                              "numbered by row (1..n). Name one with [customers] id = \"...\"")
         if inf.row_number_id:
-            self.ledger.warn("schema", f"{self.file}: column '{inf.row_number_id}' holds row "
+            self.ledger.warn("columns", f"{self.file}: column '{inf.row_number_id}' holds row "
                              "numbers; used as the customer id because no better id column "
                              "exists")
         for c in inf.hinted("row_number"):
@@ -641,7 +642,7 @@ class _TransactionCleaning:
         if not has_money(self.roles):
             # a log of ids and dates (perhaps with a count): each line counts once; the money
             # features are left out, not set to zero
-            self.ledger.warn("schema", f"{self.file}: no amount column (nor quantity and unit "
+            self.ledger.warn("columns", f"{self.file}: no amount column (nor quantity and unit "
                              "price); recency, frequency and tenure are computed, money "
                              "features (monetary, average order value, return rate) are not")
             self.amount = pd.Series(1.0, index=self.raw.index)
@@ -720,3 +721,129 @@ def restrict_to_customers(tx: TransactionTable, known_ids: pd.Index, ledger: Led
                         frame["customer_id"][unknown], "customer not in the customers table")
     ledger.sources["transactions"].returns -= int(frame["is_return"].to_numpy()[unknown].sum())
     tx.frame = frame.loc[~unknown].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# every column accounted for
+
+#: what a role's column is used for (customers: the feature it becomes or derives)
+CUSTOMER_USE: dict[str, tuple[str, str]] = {
+    "customer_id": ("id", "the customer id"),
+    "birth_year": ("derives", "age"), "birth_date": ("derives", "age"),
+    "signup_date": ("derives", "tenure_days"),
+    "education": ("feature", "education level (ordered) or categories"),
+}
+TRANSACTION_USE: dict[str, tuple[str, str]] = {
+    "customer_id": ("id", "the customer id"),
+    "order_id": ("derives", "frequency (distinct orders), cancellations"),
+    "timestamp": ("derives", "recency_days, frequency, tenure_days, mean_gap_days"),
+    "amount": ("derives", "monetary, avg_order_value, return_rate"),
+    "quantity": ("derives", "items_per_order, returns (negative quantities)"),
+    "unit_price": ("derives", "monetary (quantity x unit price)"),
+    "category": ("derives", "category spend shares"),
+    "channel": ("derives", "channel order shares"),
+    "discount": ("derives", "discount_share"),
+    "is_return": ("derives", "returns (return_rate, purchases net of returns)"),
+}
+INFORMATIVE_TOKENS = ("category", "product", "family", "group", "department", "promo",
+                      "coupon", "discount", "channel", "segment", "brand", "class", "sku")
+
+
+def account_columns(cust: CustomerTable | None, tx: TransactionTable | Any | None,
+                    ledger: Ledger | None = None) -> list[dict]:
+    """One entry per input column: its role, the confidence and evidence for it, and its use:
+    ``id``, ``feature`` (clustered), ``derives`` (features are computed from it),
+    ``profiled`` (described per segment, not clustered) or ``ignored`` (with the reason).
+
+    With ``ledger``, an ignored column that looks informative (a category, a promotion flag,
+    a product family) is also a warning.
+    """
+    out: list[dict] = []
+    if cust is not None:
+        out += _customer_columns(cust)
+    if tx is not None and getattr(tx, "inference", None) is not None:
+        out += _transaction_columns(tx)
+    if ledger is not None:
+        for e in out:
+            if e["use"] == "ignored" and e.get("informative"):
+                ledger.warn("columns", f"{e['table']} column '{e['column']}' looks informative "
+                            f"but is not used: {e['reason']}. To use it, name its role in the "
+                            f"config, e.g. {e['settle']}")
+    for e in out:
+        e.pop("informative", None)
+        e.pop("settle", None)
+    return out
+
+
+def _entry(table: str, col: str, d, use: str, reason: str, role: str | None = None) -> dict:
+    return {"table": table, "column": col, "role": role if role is not None else d.role if d
+            else None, "confidence": round(float(d.confidence), 2) if d else None,
+            "evidence": d.evidence if d else "", "use": use, "reason": reason}
+
+
+def _customer_columns(cust: CustomerTable) -> list[dict]:
+    inf = cust.inference
+    decisions = inf.decisions if inf is not None else {}
+    by_col = {c: r for r, c in cust.roles.items()}
+    features = set(cust.numeric) | set(cust.binary) | set(cust.categorical)
+    derived = {c: "monetary, category spend shares" for c in cust.category_spend.values()}
+    derived |= {c: "frequency, channel shares" for c in cust.channel_purchases.values()}
+    if cust.deal_purchases:
+        derived[cust.deal_purchases] = "discount_share"
+    kids = cust.roles.get("children", "")
+    if "+" in kids:
+        derived |= {c: "children (summed)" for c in kids.split("+")}
+    out = []
+    if inf is not None and inf.implicit_row_ids:
+        out.append({"table": "customers", "column": "(row number)", "role": "customer_id",
+                    "confidence": 1.0, "evidence": "no id column: rows are numbered 1..n",
+                    "use": "id", "reason": "the customer id (row order)"})
+    columns = list(decisions) if decisions else list(dict.fromkeys([*by_col, *cust.ignored]))
+    for col in columns:
+        d = decisions.get(col)
+        role = by_col.get(col)
+        if role is not None:
+            use, why = CUSTOMER_USE.get(role, ("feature", role))
+            if role == "customer_id" and inf is not None and inf.row_number_id == col:
+                why = "the customer id (row numbers: no better id column exists)"
+            out.append(_entry("customers", col, d, use, why, role))
+        elif col in derived:
+            out.append(_entry("customers", col, d, "derives", derived[col], "aggregate"))
+        elif col in cust.profiled:
+            out.append(_entry("customers", col, d, "profiled",
+                              "an outcome: described per segment, not used to form segments",
+                              "outcome"))
+        elif col in cust.ignored:
+            e = _entry("customers", col, d, "ignored", cust.ignored[col])
+            e["informative"] = any(t in col.lower() for t in INFORMATIVE_TOKENS) \
+                and "config" not in cust.ignored[col]
+            e["settle"] = f'[customers] categorical = ["{col}"]'
+            out.append(e)
+        else:
+            name = next((f for f in (col, f"{col}_", f"{col}__") if f in features), col)
+            kind = ("numeric" if name in cust.numeric else "binary" if name in cust.binary
+                    else "category")
+            out.append(_entry("customers", col, d, "feature", f"{kind} feature '{name}'",
+                              d.role if d and d.role else kind))
+    return out
+
+
+def _transaction_columns(tx: TransactionTable) -> list[dict]:
+    assert tx.inference is not None
+    by_col = {c: r for r, c in tx.roles.items()}
+    out = []
+    for col, d in tx.inference.decisions.items():
+        role = by_col.get(col)
+        if role is not None:
+            use, why = TRANSACTION_USE.get(role, ("derives", role))
+            if role == "amount" or (role in ("quantity", "unit_price") and not tx.has_money):
+                why = why if tx.has_money else "counts only (no money on the lines)"
+            out.append(_entry("transactions", col, d, use, why, role))
+            continue
+        reason = ("ignored in the config" if d.source == "config" and "ignored" in d.evidence
+                  else f"plays no role in a transactions log ({d.evidence})")
+        e = _entry("transactions", col, d, "ignored", reason)
+        e["informative"] = d.hint == "informative"
+        e["settle"] = f'[transactions.columns] category = "{col}"'
+        out.append(e)
+    return out

@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
+from custseg.cleaning import (
+    account_columns,
+    prepare_customers,
+    prepare_transactions,
+    restrict_to_customers,
+)
 from custseg.config import Config
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
@@ -96,6 +101,7 @@ class PreparedData:
     ignored_columns: dict[str, str]
     fences: dict[str, float | None] = field(default_factory=dict)
     transactions_engine: str | None = None   # "duckdb" or "pandas": where they were cleaned
+    columns: list[dict] = field(default_factory=list)  # every input column: role, use, why
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
@@ -186,12 +192,13 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
             seen_tx = tx
         as_of = feats.as_of or as_of
         account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
+        columns = account_columns(cust, tx if sql_tx is None else sql_tx, ledger)
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
                         ignored_columns=dict(cust.ignored) if cust is not None else {},
                         fences=dict(cust.fences) if cust is not None else {},
-                        transactions_engine=engine)
+                        transactions_engine=engine, columns=columns)
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -338,7 +345,8 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
-        ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts)
+        ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
+        columns=data.columns)
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,

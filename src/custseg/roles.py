@@ -11,6 +11,7 @@ Nothing here reads a value: typing is :mod:`custseg.parsing`, cleaning :mod:`cus
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -225,3 +226,101 @@ def aggregate_columns(columns: list[str], skip: set[str]
         elif m_sp and normalise(c).startswith("mnt"):
             category_spend[slug(m_sp.group("name"))] = c
     return category_spend, channel_purchases, deal_purchases
+
+
+# --------------------------------------------------------------------------------------------
+# inspecting a table (`custseg inspect`): the role table and a config that reproduces it
+
+
+def inspect_rows(frame: pd.DataFrame, inf: Inference) -> list[dict]:
+    """One row per column: role (or what it is), confidence, type, missing share, distinct
+    values and an example, with the evidence."""
+    rows = []
+    for col in frame.columns:
+        col = str(col)
+        d = inf.decisions.get(col)
+        p = inf.profiles.get(col)
+        values = frame[col]
+        present = values.dropna()
+        text = present.astype(str).str.strip()
+        present = present[text != ""]
+        role = d.role if d and d.role else (d.hint if d and d.hint else None)
+        rows.append({
+            "column": col, "role": role or "-",
+            "confidence": round(d.confidence, 2) if d else None,
+            "type": p.kind if p else str(values.dtype),
+            "missing": 1 - len(present) / max(len(values), 1),
+            "distinct": int(present.nunique()),
+            "example": (str(present.iloc[0]) if len(present) else ""),
+            "evidence": d.evidence if d else "",
+        })
+    if inf.implicit_row_ids:
+        rows.insert(0, {"column": "(row number)", "role": "customer_id", "confidence": 1.0,
+                        "type": "integer", "missing": 0.0, "distinct": len(frame),
+                        "example": "1", "evidence": "no id column: rows are numbered 1..n"})
+    return rows
+
+
+def _q(text: str) -> str:
+    """A TOML basic string."""
+    return json.dumps(str(text), ensure_ascii=False)
+
+
+def _comment(d: Decision | None) -> str:
+    if d is None:
+        return ""
+    ev = " ".join(d.evidence.split())
+    return f"  # {d.confidence:.2f}: {ev}"
+
+
+def config_toml(tables: list[tuple[str, str, Inference]], version: str = "") -> str:
+    """A complete, commented ``custseg.toml`` that reproduces the inferred roles.
+
+    ``tables``: (``customers`` or ``transactions``, the file's path, its inference).
+    """
+    lines = [f"# custseg.toml written by `custseg inspect`{' ' + version if version else ''}.",
+             "# Every column's inferred role is set explicitly, with its confidence and the",
+             "# evidence in a comment. Edit a line to change a role, then run:",
+             "#   custseg segment --config custseg.toml --out results/",
+             ""]
+    for table, path, inf in tables:
+        lines.append(f"[{table}]")
+        lines.append(f"path = {_q(path)}")
+        roles = dict(inf.roles)
+        if table == "customers":
+            cid = roles.pop("customer_id", None)
+            if cid is not None:
+                extra = ("  (row numbers: no better id column exists)"
+                         if inf.row_number_id == cid else "")
+                lines.append(f"id = {_q(cid)}{_comment(inf.decisions.get(cid))}{extra}")
+            else:
+                lines.append("row_ids = true  # no id column: customers are numbered by row "
+                             "(1..n)")
+            coded = inf.hinted("coded_category")
+            if coded:
+                lines.append(f"categorical = [{', '.join(_q(c) for c in coded)}]"
+                             "  # integer codes read as categories")
+        ignore = [c for c in inf.hinted("row_number") if c not in inf.roles.values()]
+        if ignore:
+            lines.append(f"ignore = [{', '.join(_q(c) for c in ignore)}]"
+                         "  # row numbers: never a feature")
+        rest = [c for c in inf.decisions if c not in inf.roles.values()
+                and c not in ignore and c not in inf.hinted("coded_category")]
+        if rest:
+            lines.append("# the other columns play no role"
+                         + (" (typed from their content: number, 0/1 flag or category):"
+                            if table == "customers" else " in a transactions log:"))
+            for c in rest:
+                d = inf.decisions[c]
+                what = {"outcome": "an outcome, profiled per segment, not clustered",
+                        "informative": "looks informative: give it a role to use it"}.get(
+                            d.hint or "", " ".join(d.evidence.split()))
+                lines.append(f"#   {c}: {what}")
+        lines.append("")
+        lines.append(f"[{table}.columns]")
+        for role, col in roles.items():
+            lines.append(f"{role} = {_q(col)}{_comment(inf.decisions.get(col))}")
+        if table == "transactions" and not has_money(inf.roles):
+            lines.append('# amount = "..."  # none found: money features are left out')
+        lines.append("")
+    return "\n".join(lines)
