@@ -263,7 +263,8 @@ def _content(role: str, p: ColumnProfile | None, table: str) -> tuple[float, str
         return (0.3, "every value distinct") if p.distinct_share == 1.0 and p.n > 50 else \
             (1.0, f"{p.distinct} distinct ids in the sample")
     if role == "order_id":
-        return (0.0, "fractional numbers") if p.kind == "float" else (1.0, f"{p.distinct} distinct")
+        return ((0.0, "fractional numbers") if p.kind == "float"
+                else (1.0, f"{p.distinct} distinct in the sample"))
     if role in DATE_ROLES:
         if p.date_share >= 0.9:
             return 1.0, f"{p.date_share:.0%} parse as dates"
@@ -502,6 +503,20 @@ def _row_name(col: str) -> bool:
     return (norm in ROW_NUMBER_NAMES or re.fullmatch(r"unnamed\d*|v1|x\d?|sno|slno|serial(no)?"
                                                      r"|rowno|rownumber|level\d", norm)
             is not None or re.fullmatch(r"\.{3}\d+|#|\s*", str(col)) is not None)
+
+
+def name_hint(col: str) -> str | None:
+    """The hint a column *may* get from its name alone (row numbers, an outcome, integer codes
+    of a category), before its content is seen: a scorer that reads names only must leave
+    such columns to the full cleaning path."""
+    tset = set(tokens(col))
+    if _row_name(col):
+        return "row_number"
+    if tset & OUTCOME and len(tset) <= 2:
+        return "outcome"
+    if tset & CODE_CATEGORY and tset <= CODE_CATEGORY | ID_TOKENS:
+        return "coded_category"
+    return None
 
 
 def _informative(p: ColumnProfile | None, tset: set[str]) -> bool:
