@@ -316,3 +316,35 @@ def test_renamed_columns_give_the_same_segments(renamed_sources, data, table) ->
     renamed = _rename(frame, data)
     got = _segments(run_segmentation(**{table: renamed}, config=cfg))
     pd.testing.assert_series_equal(got, expected)
+
+
+# ------------------------------------------------------------------------- the DuckDB path
+
+
+def test_duckdb_path_infers_the_same_roles_and_features(tmp_path: Path) -> None:
+    from custseg.pipeline import prepare_data
+
+    path = _file(tmp_path, "sales_log")
+    duck = prepare_data(transactions=path, config=Config.from_dict(
+        {"segmentation": {"transactions_engine": "duckdb"}}))
+    pandas = prepare_data(transactions=path, config=Config.from_dict(
+        {"segmentation": {"transactions_engine": "pandas"}}))
+    assert duck.transactions_engine == "duckdb" and pandas.transactions_engine == "pandas"
+    assert duck.columns == pandas.columns
+    pd.testing.assert_frame_equal(duck.features.frame, pandas.features.frame)
+
+
+def test_duckdb_path_leaves_a_log_without_amounts_to_pandas(tmp_path: Path) -> None:
+    from custseg.pipeline import prepare_data
+
+    data = prepare_data(transactions=_file(tmp_path, "cdnow_id_date"), config=Config.from_dict(
+        {"segmentation": {"transactions_engine": "duckdb"}}))
+    assert data.transactions_engine == "pandas"
+    assert "monetary" not in data.features.frame.columns
+
+
+def test_feature_left_out_by_the_config_is_said_so(tmp_path: Path) -> None:
+    cfg = Config.from_dict({"features": {"exclude": ["age"]}, **FAST})
+    result = run_segmentation(customers=_file(tmp_path, "islr_credit"), config=cfg)
+    age = next(c for c in result.summary()["columns"] if c["column"] == "Age")
+    assert age["use"] == "profiled" and "[features]" in age["reason"]

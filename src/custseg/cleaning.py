@@ -803,10 +803,14 @@ def _customer_columns(cust: CustomerTable) -> list[dict]:
         d = decisions.get(col)
         role = by_col.get(col)
         if role is not None:
-            use, why = CUSTOMER_USE.get(role, ("feature", role))
+            use, why = CUSTOMER_USE.get(role, ("feature", f"feature '{role}'"))
             if role == "customer_id" and inf is not None and inf.row_number_id == col:
                 why = "the customer id (row numbers: no better id column exists)"
-            out.append(_entry("customers", col, d, use, why, role))
+            e = _entry("customers", col, d, use, why, role)
+            if use == "feature":
+                e["feature"] = (role if role != "education" else EDUCATION_FEATURE
+                                if EDUCATION_FEATURE in cust.numeric else "education")
+            out.append(e)
         elif col in derived:
             out.append(_entry("customers", col, d, "derives", derived[col], "aggregate"))
         elif col in cust.profiled:
@@ -823,8 +827,10 @@ def _customer_columns(cust: CustomerTable) -> list[dict]:
             name = next((f for f in (col, f"{col}_", f"{col}__") if f in features), col)
             kind = ("numeric" if name in cust.numeric else "binary" if name in cust.binary
                     else "category")
-            out.append(_entry("customers", col, d, "feature", f"{kind} feature '{name}'",
-                              d.role if d and d.role else kind))
+            e = _entry("customers", col, d, "feature", f"{kind} feature '{name}'",
+                       d.role if d and d.role else kind)
+            e["feature"] = name
+            out.append(e)
     return out
 
 

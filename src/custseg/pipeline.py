@@ -193,6 +193,11 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
         as_of = feats.as_of or as_of
         account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
         columns = account_columns(cust, tx if sql_tx is None else sql_tx, ledger)
+        for e in columns:  # a feature [features] include/exclude left out of the model
+            f = e.get("feature")
+            if e["use"] == "feature" and f is not None and f not in feats.model_columns:
+                e["use"] = "profiled" if f in feats.descriptive else "ignored"
+                e["reason"] += " (left out of the model by [features])"
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
