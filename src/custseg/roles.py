@@ -232,6 +232,11 @@ def aggregate_columns(columns: list[str], skip: set[str]
 # inspecting a table (`custseg inspect`): the role table and a config that reproduces it
 
 
+#: how `inspect` shows a column that plays no role but got a hint
+HINT_LABELS = {"row_number": "(row numbers)", "outcome": "(outcome: profiled)",
+               "coded_category": "(category codes)", "informative": "(unused)"}
+
+
 def inspect_rows(frame: pd.DataFrame, inf: Inference) -> list[dict]:
     """One row per column: role (or what it is), confidence, type, missing share, distinct
     values and an example, with the evidence."""
@@ -244,7 +249,7 @@ def inspect_rows(frame: pd.DataFrame, inf: Inference) -> list[dict]:
         present = values.dropna()
         text = present.astype(str).str.strip()
         present = present[text != ""]
-        role = d.role if d and d.role else (d.hint if d and d.hint else None)
+        role = d.role if d and d.role else (HINT_LABELS.get(d.hint) if d and d.hint else None)
         rows.append({
             "column": col, "role": role or "-",
             "confidence": round(d.confidence, 2) if d else None,
@@ -290,9 +295,7 @@ def config_toml(tables: list[tuple[str, str, Inference]], version: str = "") -> 
         if table == "customers":
             cid = roles.pop("customer_id", None)
             if cid is not None:
-                extra = ("  (row numbers: no better id column exists)"
-                         if inf.row_number_id == cid else "")
-                lines.append(f"id = {_q(cid)}{_comment(inf.decisions.get(cid))}{extra}")
+                lines.append(f"id = {_q(cid)}{_comment(inf.decisions.get(cid))}")
             else:
                 lines.append("row_ids = true  # no id column: customers are numbered by row "
                              "(1..n)")
