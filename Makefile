@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= custseg-demo
 
-.PHONY: demo test lint format bench clean browser spark
+.PHONY: demo test lint format bench clean browser spark postgres
 
 # test-only data: CDNOW (Fader & Hardie's published BG/NBD example) ships inside the lifetimes
 # 0.11.3 wheel; the value-model tests read it from the wheel, which is never installed
@@ -42,7 +42,16 @@ spark: $(STAMP)
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
-test: $(STAMP) $(CDNOW) browser spark
+# the PostgreSQL source is tested against a real server that the tests start in a temporary
+# folder (tests/pg_server.py): Debian's postgresql package, installed when initdb/pg_ctl are
+# missing (Debian keeps them in /usr/lib/postgresql/<major>/bin, off the PATH)
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the database-source tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+test: $(STAMP) $(CDNOW) browser spark postgres
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
 

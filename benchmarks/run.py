@@ -12,11 +12,15 @@ Cases (see benchmarks/README.md for what each measures and why):
 * ``features``   features from 10M transaction lines vs pandas and a hand-written DuckDB query
                  (bench_features.py);
 * ``scaling``    the whole job at 10k..10M customers, and DuckDB spilling (bench_scaling.py);
-* ``api``        the scoring API's single-customer p99 latency (bench_api.py, run as a
+* ``api``        the scoring API at 1, 8 and 32 clients: p50/p99 latency and requests/s for
+                 single customers, 100-customer batches and single customers with their
+                 transactions, and the single-customer p99 target (bench_api.py, run as a
                  subprocess when that file exists);
 * ``value``      BG/NBD + Gamma-Gamma + CLV at 1M customers vs an every-row Nelder-Mead fit, and
                  the CDNOW fit time (bench_value.py);
-* ``report``     report rendering time, demo and 200,000 customers (bench_report.py).
+* ``report``     report rendering time, demo and 200,000 customers (bench_report.py);
+* ``krule``      the k rule on planted data: planted k found, "weak" on data without clusters
+                 (bench_krule.py).
 
 The table's columns: case | custseg | reference | ratio | target | pass/fail. Speed ratios are
 reference time ÷ custseg time (above 1: custseg is faster); the bound ratio is custseg time ÷
@@ -43,14 +47,17 @@ sys.path.insert(0, str(HERE))
 import bench_autok  # noqa: E402
 import bench_features  # noqa: E402
 import bench_kmeans  # noqa: E402
+import bench_krule  # noqa: E402
 import bench_report  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_silhouette  # noqa: E402
 import bench_value  # noqa: E402
 
-BENCHES = ("autok", "kmeans", "silhouette", "features", "scaling", "api", "value", "report")
+BENCHES = ("autok", "kmeans", "silhouette", "features", "scaling", "api", "value", "report",
+           "krule")
 API_LINE = re.compile(r"api p99 single-customer: ([\d.]+) ms \(target < ([\d.]+) ms\) (PASS|FAIL)")
-API_QUICK_ARGS = ["--requests", "1000", "--batch-requests", "100", "--time-limit", "20"]
+API_ROW = re.compile(r"api (\S+) c(\d+): p50 ([\d.]+) ms, p99 ([\d.]+) ms, ([\d.]+) req/s")
+API_QUICK_ARGS = ["--seconds", "1", "--no-transactions"]
 
 
 @dataclass
@@ -280,13 +287,18 @@ def api_rows(quick: bool, log) -> list[Row]:
             p99, target = float(match.group(1)), float(match.group(2))
             return [
                 Row(
-                    "API p99 single-customer latency (bench_api.py)",
+                    "API p99 single-customer latency, 8 clients (bench_api.py)",
                     f"{p99:.2f} ms",
                     "—",
                     "—",
                     f"< {target:g} ms",
                     match.group(3) == "PASS",
                 )
+            ] + [
+                Row(f"API {m.group(1)}, {m.group(2)} clients: p50 / p99, requests/s",
+                    f"{float(m.group(3)):.2f} / {float(m.group(4)):.2f} ms, "
+                    f"{float(m.group(5)):.0f}/s", "—", "—", "—", None)
+                for m in API_ROW.finditer(proc.stdout)
             ]
         if "unrecognized arguments" not in proc.stderr:
             break
@@ -357,6 +369,20 @@ def report_rows(r: bench_report.ReportResult) -> list[Row]:
     ]
 
 
+def krule_rows(r: bench_krule.KRuleResult) -> list[Row]:
+    ok, n = r.share("clear")
+    hok, hn = r.share("hard")
+    nok, nn = r.share("null")
+    return [
+        Row(f"k rule: planted k found, {n} clear cases (k = 2..8)", f"{ok}/{n} ({ok / n:.0%})",
+            "—", "—", f"≥ {bench_krule.TARGET_CLEAR:.0%}", ok / n >= bench_krule.TARGET_CLEAR),
+        Row(f"k rule: verdict weak, {nn} no-cluster cases", f"{nok}/{nn}", "—", "—", "all",
+            nok == nn),
+        Row(f"k rule: planted k found, {hn} overlapping cases", f"{hok}/{hn}", "—", "—",
+            "report", None),
+    ]
+
+
 def table(rows: list[Row]) -> str:
     head = ("case", "custseg", "reference", "ratio", "target", "pass/fail")
     cells = [head] + [(r.case, r.custseg, r.reference, r.ratio, r.target, r.verdict) for r in rows]
@@ -415,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         details.append(bench_scaling.report(result))
     if "api" in selected:
         rows += api_rows(args.quick, log)
+    if "krule" in selected:
+        result = bench_krule.run(args.quick, log)
+        rows += krule_rows(result)
+        details.append(bench_krule.report(result))
     if "value" in selected:
         log("value model ...")
         rows += value_rows(bench_value.run(args.quick, args.repeats or 3))

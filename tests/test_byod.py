@@ -130,7 +130,7 @@ def test_log_without_amount_has_no_money_features(tmp_path: Path) -> None:
     result = run_segmentation(transactions=_file(tmp_path, "cdnow_id_date"),
                               config=Config.from_dict(FAST))
     f = result.features
-    for money in ("monetary", "avg_order_value", "return_rate"):
+    for money in ("monetary", "avg_order_value", "return_rate", "expected_spend", "clv"):
         assert money not in f.frame.columns  # absent, not zeros
     assert f.value_column is None
     assert any("no amount column" in w["message"] for w in result.summary()["warnings"])

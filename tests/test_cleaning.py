@@ -229,7 +229,9 @@ def test_prepare_customers_marketing_roles_and_kinds() -> None:
     assert table.frame.index[:2].tolist() == ["1000", "1001"]
     assert table.numeric == ["age", "income", "recency_days", "children", "education_level",
                              "NumWebVisitsMonth"]
-    assert table.binary == ["AcceptedCmp1", "Complain", "Response"]
+    # campaign responses and complaints are outcomes: profiled beside the segments, not traits
+    assert table.binary == []
+    assert table.outcomes == ["AcceptedCmp1", "Complain", "Response"]
     assert table.categorical == ["marital_status"]
     assert table.dates == ["signup_date"]
     assert table.category_spend == {"wines": "MntWines", "fruits": "MntFruits",
@@ -239,6 +241,37 @@ def test_prepare_customers_marketing_roles_and_kinds() -> None:
     assert table.deal_purchases == "NumDealsPurchases"
     assert table.roles["children"] == "Kidhome+Teenhome"
     assert ledger.sources["customers"].rows_used == 40
+
+
+def test_outcomes_inferred_configured_and_coded() -> None:
+    raw = pd.DataFrame({"id": [str(i) for i in range(8)],
+                        "age": [str(20 + 5 * i) for i in range(8)],
+                        "Churn": ["Yes", "No", "no", "YES", "No", "", "No", "No"],
+                        "plan": ["a", "b"] * 4,
+                        "satisfaction": [str(i % 3) for i in range(8)]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.outcomes == ["Churn"]
+    assert table.frame["Churn"].tolist()[:5] == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert np.isnan(table.frame["Churn"].iloc[5])
+    assert "Churn" not in table.numeric + table.binary + table.categorical
+    # the config names outcomes (a numeric one stays a number), or none at all
+    table, _ = _prepare_cu(raw, TableConfig(outcomes=["satisfaction"]), as_of=None)
+    assert table.outcomes == ["satisfaction"] and "Churn" in table.categorical
+    table, _ = _prepare_cu(raw, TableConfig(outcomes=[]), as_of=None)
+    assert table.outcomes == []
+    with pytest.raises(InputError, match="yes/no-like or numeric"):
+        _prepare_cu(raw, TableConfig(outcomes=["plan"]), as_of=None)
+
+
+def test_value_column_named_or_summed() -> None:
+    raw = pd.DataFrame({"id": [str(i) for i in range(6)],
+                        "TotalCharges": ["10", "20", " ", "40", "50", "60"],
+                        "Fresh": [str(i) for i in range(6)], "Milk": [str(2 * i) for i in range(6)]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.value_column == "TotalCharges"
+    table, _ = _prepare_cu(raw, TableConfig(value=["Fresh", "Milk"]), as_of=None)
+    assert table.value_column == "total_value"
+    assert table.frame["total_value"].tolist() == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
 
 
 def test_prepare_customers_values() -> None:
@@ -414,3 +447,84 @@ def test_prepare_customers_free_text_column_ignored() -> None:
     table, _ = _prepare_cu(raw)
     assert table.ignored["Comment"].startswith("free text or identifier (60 distinct")
     assert "Comment" not in table.frame.columns
+
+
+def test_units_from_column_names_are_kept() -> None:
+    from custseg.cleaning import column_unit
+
+    assert column_unit("Annual Income (k$)") == "k$"
+    assert column_unit("Spend [EUR]") == "EUR"
+    assert column_unit("Spending Score (1-100)") is None  # a scale, not a unit
+    assert column_unit("income") is None
+    raw = pd.DataFrame({"CustomerID": ["1", "2", "3"], "Annual Income (k$)": ["15", "40", "70"]})
+    table, _ = _prepare_cu(raw, as_of=None)
+    assert table.units == {"income": "k$"}
+
+def test_implausible_future_signup_does_not_move_the_as_of_date() -> None:
+    """Without an as-of date, the last signup sets it: a signup dated 2200 is excluded as
+    implausible (with its reason) instead of moving it to 2200 (needs 100+ customers, so
+    that one is under 1% of them)."""
+    raw = _marketing(n=150)
+    raw.loc[0, "Dt_Customer"] = "01-01-2200"
+    table, ledger = _prepare_cu(raw, as_of=None)
+    assert dict(ledger.sources["customers"].excluded) == {
+        "implausible future date (over 366 days after 99% of the dates)": 1}
+    assert table.frame["signup_date"].max() < pd.Timestamp("2014-01-01")
+
+
+def test_implausible_future_transactions_excluded_and_as_of_clear_error() -> None:
+    rows = [["1", "A", "x", "1", f"2011-{1 + i % 12:02d}-10 10:00:00", "2.0", f"{i % 9}", "UK"]
+            for i in range(300)]
+    rows += [["2", "A", "x", "1", "2200-01-01 10:00:00", "2.0", "5", "UK"]] * 2
+    raw = pd.DataFrame(rows, columns=ONLINE_RETAIL)
+    raw["InvoiceNo"] = [str(i) for i in range(len(raw))]
+    tx, ledger = _prepare_tx(raw, as_of=None)
+    assert tx.as_of == date(2011, 12, 10)
+    assert ledger.sources["transactions"].excluded[
+        "implausible future date (over 366 days after 99% of the dates)"] == 2
+    with pytest.raises(InputError, match="no transactions on or before the as-of date "
+                                         "1900-01-01 .the first is dated 2011-01-10"):
+        _prepare_tx(raw, as_of=date(1900, 1, 1))
+
+
+@pytest.mark.parametrize(("with_order", "mode", "dropped"), [
+    (True, "auto", 1), (False, "auto", 0), (False, "drop", 1), (True, "keep", 0)])
+def test_identical_lines_dropped_only_when_an_order_id_proves_them_the_same(
+        with_order: bool, mode: str, dropped: int) -> None:
+    """Two identical lines without an order id are two purchases (a repeat purchase, or one
+    order of two units written line by line): kept, and the choice is stated; with an order id
+    they are the same line exported twice: dropped. ``duplicates`` in the config decides."""
+    raw = _tx_raw()
+    if not with_order:
+        raw = raw.drop(columns="InvoiceNo")
+    cfg = TableConfig(duplicates=mode)
+    ledger = Ledger()
+    tx = prepare_transactions(raw, cfg, file="tx.csv", ledger=ledger, as_of=AS_OF)
+    src = ledger.sources["transactions"]
+    assert src.excluded.get("duplicate row", 0) == dropped
+    assert ("dropped as duplicates" if dropped else "kept as repeat purchases") in src.duplicates
+    assert src.to_dict()["duplicates"] == src.duplicates
+    notes = [w["message"] for w in ledger.warnings if w["category"] == "duplicates"]
+    if dropped:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and "1 transaction lines identical" in notes[0], notes
+        assert ((tx.frame["customer_id"] == "17850") & (tx.frame["amount"] == 6 * 2.55)).sum() == 2
+
+
+def test_long_category_values_are_capped_and_stay_distinct() -> None:
+    """One huge category value was copied into every output (a 50 MB cell made a 367 MB
+    profiles.json): labels are capped at 80 characters, and two long values that start alike
+    stay two levels."""
+    from custseg.derive import MAX_LABEL_CHARS
+
+    raw = _marketing(n=60)
+    long_a, long_b = "Ä" * 5000 + "a", "Ä" * 5000 + "b"
+    raw["Segment_Label"] = [long_a if i % 3 == 0 else long_b if i % 3 == 1 else "short"
+                            for i in range(len(raw))]
+    table, _ = _prepare_cu(raw)
+    levels = table.frame["Segment_Label"].unique().tolist()
+    assert len(levels) == 3 and "short" in levels
+    assert max(len(v) for v in levels) <= MAX_LABEL_CHARS
+    capped = sorted(v for v in levels if v != "short")
+    assert all(v.startswith("Ä" * 70 + "\u2026") for v in capped) and capped[0] != capped[1]

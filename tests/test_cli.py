@@ -225,3 +225,65 @@ def test_previous_model_keeps_segment_ids(tmp_path: Path, synth_files) -> None:
     a = json.loads((first / "summary.json").read_text())["segments"]
     b = json.loads((again / "summary.json").read_text())["segments"]
     assert {s["segment_id"]: s["name"] for s in a} == {s["segment_id"]: s["name"] for s in b}
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_unusable_out_exits_2_before_the_run(tmp_path: Path, where: str) -> None:
+    """--out that is an existing file or a path under /proc: exit 2 and one line, not exit 1
+    "internal error" after the whole run."""
+    cust = _customers(tmp_path, [f"C{i},{20 + i},{1000 * i}\n" for i in range(30)])
+    out = cust if where == "file" else Path("/proc/self/custseg-out")
+    result = _run(["segment", str(cust), "--out", str(out), "--k", "2"])
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "output folder" in message, message
+    assert "internal error" not in message
+
+
+def _tx_file(tmp_path: Path, edit=None) -> Path:
+    rows = _tx_rows()
+    if edit:
+        rows = edit(rows)
+    return _write(tmp_path / "tx.csv", TX_HEADER + "".join(rows))
+
+
+@pytest.mark.parametrize(("edit", "extra", "needles"), [
+    # a column that mixes date formats
+    (lambda r: [r[0], r[1], r[2], r[3], r[4].replace("2024-02-11 10:00:00", "11 Feb 2024 10:00"),
+                *r[5:]], [], ["column 'timestamp'", "row 5", "mixes date formats",
+                              "'11 Feb 2024 10:00'"]),
+    # a date the format reads but no table can hold
+    (lambda r: [r[0].replace("2024-01-10", "2999-01-10"), *r[1:]], [],
+     ["column 'timestamp'", "row 1", "implausible date: it matches the format"]),
+    # an as-of date before every line
+    (None, ["--as-of", "1900-01-01"],
+     ["no transactions on or before the as-of date 1900-01-01", "2024-01-10"]),
+    # every line excluded: an empty table after cleaning, with the reasons
+    (lambda r: [",".join([*x.split(",")[:3], "0", *x.split(",")[4:]]) for x in r], [],
+     ["no customer is left", "zero or missing amount"]),
+])
+def test_bad_transactions_exit_2_with_one_clear_line(tmp_path: Path, edit, extra,
+                                                     needles) -> None:
+    f = _tx_file(tmp_path, edit)
+    out = tmp_path / "out"
+    _assert_bad(_run(["segment", "--transactions", str(f), "--out", str(out), *extra]), out,
+                "tx.csv", *needles)
+
+
+def test_awkward_but_valid_input_segments(tmp_path: Path) -> None:
+    """UTF-16 customers (Excel's "Unicode text", semicolons), ids written 7.0 in the log and 7
+    in the customers table (the same customer), timestamps ending in Z: all read, exit 0."""
+    cust = "customer_id;age;income;phone\n" + "".join(
+        f"{i};{20 + 3 * i};{1000 * (i % 5 + 1)};{'yes' if i % 2 else 'none'}\n"
+        for i in range(12))
+    (tmp_path / "c.csv").write_bytes(cust.encode("utf-16"))
+    rows = [r.replace(f",C{c},", f",{c}.0,").replace(" 10:00:00", "T10:00:00Z")
+            for c in range(12) for r in _tx_rows() if f",C{c}," in r]
+    tx = _write(tmp_path / "tx.csv", TX_HEADER + "".join(rows))
+    out = tmp_path / "out"
+    result = _run(["segment", str(tmp_path / "c.csv"), "--transactions", str(tx), "--out",
+                   str(out), "--k", "2"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"]["customers"]["used"] == 12
+    assert summary["rows"]["transactions"]["excluded"] == {}

@@ -152,3 +152,29 @@ def test_small_sample_raises_the_threshold() -> None:
 def test_bins_counts_ignore_unknown_kind() -> None:
     b = Bins("categorical", levels=("a", "b"))
     assert b.counts(pd.Series(["a", "a", "b"])).tolist() == [2.0, 1.0]
+
+
+def test_small_current_snapshot_says_why_features_are_missing(tmp_path, synth_files) -> None:
+    """Drift on 8 customers stopped with "lacks features": the message says how many
+    customers, which features, and why (too few rows: levels constant or absent)."""
+    from custseg.drift import compare_snapshots
+    from custseg.errors import InputError
+    from custseg.snapshots import load_snapshot
+
+    ref_dir, cur_dir = tmp_path / "ref", tmp_path / "cur"
+    ref_dir.mkdir()
+    cur_dir.mkdir()
+    cust = pd.read_csv(synth_files["customers"], dtype=str)
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    cust.to_csv(ref_dir / "customers.csv", index=False)
+    tx.to_csv(ref_dir / "transactions.csv", index=False)
+    few = cust.iloc[:8]
+    few.to_csv(cur_dir / "customers.csv", index=False)
+    few_tx = tx[tx["customer_id"].isin(few["customer_id"])].copy()
+    few_tx["channel"] = "web"
+    few_tx.to_csv(cur_dir / "transactions.csv", index=False)
+    with pytest.raises(InputError) as exc:
+        compare_snapshots(load_snapshot(ref_dir), load_snapshot(cur_dir))
+    msg = str(exc.value)
+    assert "the current snapshot (8 customers) lacks" in msg
+    assert "chan_share_store" in msg and "with only 8 customers" in msg

@@ -208,3 +208,107 @@ def test_duckdb_discount_numbers_or_flags_as_on_the_pandas_path(tmp_path: Path, 
     finally:
         sql.close()
     np.testing.assert_array_equal([np.nan if v is None else v for (v,) in lines], expected)
+
+
+def test_utc_timestamps_give_the_same_features_as_naive_ones(tmp_path: Path, synth_files) -> None:
+    """A log whose timestamps end in "Z" (or carry an offset) is read as naive UTC on every
+    path: the same as-of date and features as the same log written without the offset."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    ts = pd.to_datetime(tx["timestamp"])
+    tx["timestamp"] = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shifted = (ts + pd.Timedelta(hours=2)).dt.strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    some = tx["customer_id"].str[-1].isin(list("02468"))  # (duplicate lines stay duplicates)
+    tx.loc[some, "timestamp"] = shifted[some]
+    path = tmp_path / "tx_z.csv"
+    tx.to_csv(path, index=False)
+    naive = prepare_data(transactions=synth_files["transactions"], config=_cfg("pandas"))
+    for engine in ("pandas", "duckdb"):
+        got = prepare_data(transactions=path, config=_cfg(engine))
+        assert got.as_of == naive.as_of
+        pd.testing.assert_frame_equal(got.features.frame, naive.features.frame)
+    aware = pd.read_csv(synth_files["transactions"])
+    aware["timestamp"] = pd.to_datetime(aware["timestamp"]).dt.tz_localize("UTC") \
+        .dt.tz_convert("Asia/Tokyo")
+    aware.to_parquet(tmp_path / "tx.parquet")
+    pandas, duck = _both(transactions=tmp_path / "tx.parquet")
+    _assert_same(pandas, duck)
+    assert duck.as_of == naive.as_of
+
+
+def test_implausible_dates_same_rule_and_messages(tmp_path: Path, synth_files) -> None:
+    """20 lines dated 2200 would move the as-of date to 2200: both paths exclude them with the
+    same reason and keep the as-of date of the data; a far-past date warns on both; an as-of
+    date before every line, and a date the format reads but out of range, are clear errors."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    normal = prepare_data(transactions=synth_files["transactions"], config=_cfg("pandas"))
+    tx.loc[:19, "timestamp"] = "2200-01-01 10:00:00"
+    tx.loc[20, "timestamp"] = "1950-06-01 10:00:00"
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+    assert duck.as_of == normal.as_of
+    excluded = duck.ledger.sources["transactions"].excluded
+    assert excluded["implausible future date (over 366 days after 99% of the dates)"] == 20
+    for got in (pandas, duck):
+        warned = [w["message"] for w in got.ledger.warnings if w["category"] == "dates"]
+        assert len(warned) == 1 and "1950-06-01" in warned[0], warned
+    for as_of, needle in (("1900-01-01", "no transactions on or before the as-of date "
+                                         "1900-01-01 (the first is dated 1950-06-01)"),):
+        msgs = []
+        for engine in ("pandas", "duckdb"):
+            with pytest.raises(InputError) as exc:
+                prepare_data(transactions=path, config=_cfg(engine, as_of=as_of))
+            msgs.append(str(exc.value))
+        assert msgs[0] == msgs[1] and needle in msgs[0], msgs
+    tx.loc[:19, "timestamp"] = "2999-01-01 10:00:00"
+    tx.to_csv(path, index=False)
+    msgs = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(InputError) as exc:
+            prepare_data(transactions=path, config=_cfg(engine))
+        msgs.append(str(exc.value))
+    assert msgs[0] == msgs[1], msgs
+    assert "implausible date: it matches the format %Y-%m-%d %H:%M:%S" in msgs[0]
+    assert "cannot parse" not in msgs[0]
+
+
+@pytest.mark.parametrize("mode", ["auto", "drop"])
+def test_identical_lines_without_order_id_same_rule_as_pandas(tmp_path: Path, synth_files,
+                                                              mode: str) -> None:
+    """Without an order id identical lines are repeat purchases (kept, with a note) unless the
+    config says drop: DuckDB applies the same rule and states the same choice."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str).drop(columns="order_id")
+    tx = pd.concat([tx, tx.iloc[::97]], ignore_index=True)
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    cfg = lambda engine: Config.model_validate(  # noqa: E731
+        {"segmentation": {"transactions_engine": engine},
+         "transactions": {"duplicates": mode}})
+    pandas = prepare_data(transactions=path, config=cfg("pandas"))
+    duck = prepare_data(transactions=path, config=cfg("duckdb"))
+    assert duck.transactions_engine == "duckdb"
+    _assert_same(pandas, duck)
+    src = duck.ledger.sources["transactions"]
+    n_dup = len(tx.iloc[::97])
+    if mode == "drop":  # (the synthetic log repeats some lines itself)
+        assert src.excluded["duplicate row"] >= n_dup
+    else:
+        assert "duplicate row" not in src.excluded
+    notes = [[w for w in p.ledger.warnings if w["category"] == "duplicates"]
+             for p in (pandas, duck)]
+    assert notes[0] == notes[1] and len(notes[0]) == (mode == "auto")
+
+
+def test_long_category_labels_capped_alike(tmp_path: Path, synth_files) -> None:
+    """Category values longer than 80 characters are capped the same way in SQL and pandas
+    (same levels, same feature names), non-ASCII ones too."""
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    tx.loc[tx.index % 5 == 0, "category"] = "Épicerie fine " * 40
+    tx.loc[tx.index % 7 == 0, "category"] = "Épicerie fine " * 40 + "🍷"
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    pandas, duck = _both(transactions=path)
+    _assert_same(pandas, duck)
+    names = [c for c in duck.features.frame.columns if "picerie" in c]
+    assert len(names) >= 2 and max(len(c) for c in names) < 120, names

@@ -380,3 +380,136 @@ def test_prefetch_is_ignored_when_the_file_or_arguments_change(tmp_path: Path) -
     readers._prefetched.clear()
     prefetch(tmp_path / "missing.csv")  # nothing to read: read_table reports it as always
     assert not readers._prefetched
+
+
+@pytest.mark.parametrize("n", [7, 60_000])  # the pandas writer and the pyarrow one (>= 50k rows)
+def test_write_csv_escapes_spreadsheet_formulas_but_not_numbers(tmp_path: Path, n: int) -> None:
+    """Text cells starting with = + - @ tab or CR reach a spreadsheet as formulas (CSV
+    injection): they are prefixed with a single quote (OWASP); numbers, also negative ones, and
+    text that is a plain number stay as they are."""
+    cells = ["=HYPERLINK(\"http://x\")", "+C2", "-C3", "@SUM(A1)", "\tx", "-12.5", "ok"]
+    frame = pd.DataFrame({"customer_id": (cells * (n // 7 + 1))[:n],
+                          "segment_name": pd.Series(["=cmd|' /C calc'!A0"] * n, dtype="string"),
+                          "amount": np.resize([-1.5, 2.0], n)})
+    path = write_csv(tmp_path / "s.csv", frame)
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert back["customer_id"].tolist()[:7] == [
+        "'=HYPERLINK(\"http://x\")", "'+C2", "'-C3", "'@SUM(A1)", "'\tx", "-12.5", "ok"]
+    assert set(back["segment_name"]) == {"'=cmd|' /C calc'!A0"}
+    assert back["amount"].tolist()[:2] == ["-1.5", "2.0"]
+    assert frame["customer_id"].iloc[0].startswith("=")  # the caller's frame is not changed
+
+
+def test_outputs_respect_the_umask(tmp_path: Path) -> None:
+    """mkstemp creates 0600 files; outputs get the mode any new file gets (a colleague can read
+    them under umask 022), still written atomically."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with OutputDir(tmp_path / "run") as out:
+            write_text(out.path / "a.txt", "x")
+            write_csv(out.path / "model" / "b.csv", pd.DataFrame({"a": [1]}))
+        write_json(tmp_path / "c.json", {"a": 1})
+        os.umask(0o027)
+        write_text(tmp_path / "d.txt", "y")
+    finally:
+        os.umask(old)
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(tmp_path / "run" / "a.txt") == 0o644
+    assert mode(tmp_path / "run" / "model" / "b.csv") == 0o644
+    assert mode(tmp_path / "run" / "model") == 0o755
+    assert mode(tmp_path / "c.json") == 0o644
+    assert mode(tmp_path / "d.txt") == 0o640
+
+
+def test_stale_staging_folders_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    """A `kill -9` leaves `.NAME.staging-*`; the next run of the same output removes it, but
+    never a live run's staging folder, another output's, or anything not named like ours."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+    def staging(name: str, owner: str | None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "segments.csv").write_text("half")
+        if owner is not None:
+            (d / ".custseg-staging-owner").write_text(owner)
+        return d
+
+    killed = staging(".run.staging-abc123", f"{dead} {host}")
+    live = staging(".run.staging-live12", f"{os.getppid()} {host}")
+    other_host = staging(".run.staging-far123", f"{dead} not-{host}")
+    other_out = staging(".run2.staging-abc123", f"{dead} {host}")
+    not_ours = staging(".run.stagingXabc", f"{dead} {host}")
+    with OutputDir(tmp_path / "run") as out:
+        write_text(out.path / "a.txt", "x")
+    assert not killed.exists()
+    assert live.exists() and other_host.exists() and other_out.exists() and not_ours.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["a.txt"]  # no owner file
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_unusable_output_folder_is_a_config_error(tmp_path: Path, where: str) -> None:
+    from custseg.errors import ConfigError
+    from custseg.io.writers import check_output_dir
+
+    f = tmp_path / "segments.csv"
+    f.write_text("x")
+    target = {"file": f, "under_file": f / "sub", "proc": Path("/proc/self/out")}[where]
+    with pytest.raises(ConfigError, match="output folder"):
+        check_output_dir(target)
+    with pytest.raises(ConfigError, match="output folder"), OutputDir(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segments.csv"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be-bom"])
+def test_read_utf16_and_utf32_with_a_bom(tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode text" is UTF-16 with a BOM: read it, not a column '\\x00a\\x00g\\x00e'."""
+    text = "customer_id;age;city\nC1;34;Zürich\nC2;51;Łódź\n"
+    path = tmp_path / "c.csv"
+    if encoding == "utf-16-be-bom":
+        path.write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+    else:
+        path.write_bytes(text.encode(encoding))
+    frame = read_table(path)
+    assert list(frame.columns) == ["customer_id", "age", "city"]
+    assert frame["city"].tolist() == ["Zürich", "Łódź"]
+    assert sniff_encoding(path.read_bytes()) in ("utf-16", "utf-32")
+
+
+def test_none_is_a_value_not_a_missing_marker(tmp_path: Path) -> None:
+    """A telephone yes/none column was read as yes/missing and dropped as constant: "none" and
+    "None" are answers; only true missing markers are missing."""
+    from custseg.cleaning import prepare_customers
+    from custseg.config import TableConfig
+    from custseg.ledger import Ledger
+
+    rows = "".join(f"C{i},{20 + i},{'yes' if i % 2 else 'none'},{'None' if i % 3 else 'NA'}\n"
+                   for i in range(12))
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,age,telephone,other\n" + rows)
+    frame = read_table(path)
+    assert frame["telephone"].value_counts().to_dict() == {"none": 6, "yes": 6}
+    assert frame["other"].isna().sum() == 4 and (frame["other"] == "None").sum() == 8
+    table = prepare_customers(frame, TableConfig(), file="c.csv", ledger=Ledger(), as_of=None)
+    assert "telephone" in table.categorical and "telephone" not in table.ignored
+
+
+def test_escaped_formulas_read_back_unchanged(tmp_path: Path) -> None:
+    """A run's segments.csv read back as a snapshot gets its values back."""
+    from custseg.io.writers import unescape_formulas
+
+    frame = pd.DataFrame({"customer_id": ["=1+1", "-C3", "ok", "'quoted", None],
+                          "x": [1.0, -2.0, 3.0, 4.0, 5.0]})
+    path = write_csv(tmp_path / "s.csv", frame)
+    back = unescape_formulas(pd.read_csv(path, dtype={"customer_id": str}))
+    assert back["customer_id"].tolist()[:4] == ["=1+1", "-C3", "ok", "'quoted"]
+    assert back["x"].tolist() == [1.0, -2.0, 3.0, 4.0, 5.0]

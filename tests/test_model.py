@@ -149,7 +149,8 @@ def fitted(tmp_path: Path):
     Xt = pre.transform(frame)
     model = SegmentModel(k=3, seed=0).fit(Xt, value=value, feature_names=pre.feature_names_out_)
     path = save_model(tmp_path / "model", model, pre,
-                      {"segments": [{"id": 1, "name": "Champions"}], "training": {"rows": 100}})
+                      {"segments": [{"segment_id": i, "name": f"S{i}"} for i in (1, 2, 3)],
+                       "training": {"rows": 100}})
     return path, model, pre, frame
 
 
@@ -161,7 +162,7 @@ def test_save_load_predict_identical(fitted) -> None:
     np.testing.assert_array_equal(loaded.segment_ids_, model.segment_ids_)
     assert loaded.feature_names_in_ == model.feature_names_in_
     assert manifest["format_version"] == FORMAT_VERSION
-    assert manifest["segments"] == [{"id": 1, "name": "Champions"}]
+    assert [s["name"] for s in manifest["segments"]] == ["S1", "S2", "S3"]
     assert manifest["training"] == {"rows": 100}
 
 
@@ -209,17 +210,24 @@ def test_missing_manifest(fitted) -> None:
         load_model(path.parent / "does-not-exist")
 
 
-def _edit_manifest(path: Path, edit) -> None:
+def _edit_manifest(path: Path, edit, resign: bool = True) -> None:
+    """Edit the manifest; ``resign`` recomputes its digest (a deliberate edit that passes the
+    integrity check, to reach the structural checks behind it)."""
+    from custseg.model import DIGEST_KEY, manifest_digest
+
     mpath = path / "manifest.json"
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
     edit(manifest)
+    if resign:
+        manifest[DIGEST_KEY] = manifest_digest(manifest)
     mpath.write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def test_unknown_format_version(fitted) -> None:
     path = fitted[0]
     _edit_manifest(path, lambda m: m.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(ModelFormatError, match="format version 2 is not supported"):
+    with pytest.raises(ModelFormatError,
+                       match=f"format version {FORMAT_VERSION + 1} is not supported"):
         load_model(path)
 
 
@@ -254,3 +262,60 @@ def test_save_unfitted_model(tmp_path: Path) -> None:
     pre = Preprocessor(numeric=["x"]).fit(pd.DataFrame({"x": [1.0, 2.0]}))
     with pytest.raises(NotFittedError):
         save_model(tmp_path / "m", SegmentModel(k=2), pre, {})
+
+
+def _scale_mean(m: dict) -> None:
+    m["preprocessing"]["columns"][0]["mean"] *= 1000
+
+
+def _drop_segment(m: dict) -> None:
+    m["segments"].pop()
+
+
+def _nan_mean(m: dict) -> None:
+    m["preprocessing"]["columns"][1]["mean"] = None  # NaN is written as null
+
+
+@pytest.mark.parametrize("edit", [_scale_mean, _drop_segment, _nan_mean])
+def test_edited_manifest_does_not_load(fitted, edit) -> None:
+    """Hand-edited manifest values (a scaler mean x1000, a dropped segment, a NaN) used to load
+    without a word: the manifest's own digest catches any edit."""
+    path = fitted[0]
+    load_model(path)
+    _edit_manifest(path, edit, resign=False)
+    with pytest.raises(ModelFormatError, match="manifest was changed after the model was saved"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (_drop_segment, "do not match the model's segment ids"),
+    (_nan_mean, "invalid mean"),
+    (lambda m: m["model"].update(segment_ids=[1, 1, 2]), "3 segment ids for k=3"),
+])
+def test_inconsistent_manifest_does_not_load_even_with_a_valid_digest(fitted, edit,
+                                                                      needle) -> None:
+    _edit_manifest(fitted[0], edit)
+    with pytest.raises(ModelFormatError, match=needle):
+        load_model(fitted[0])
+
+
+def test_nan_centroid_does_not_load(fitted) -> None:
+    from custseg.io.writers import write_npy
+    from custseg.model import _sha256
+
+    path, model = fitted[0], fitted[1]
+    bad = model.cluster_centers_.copy()
+    bad[1, 0] = np.nan
+    write_npy(path / "centroids.npy", bad)
+    with pytest.raises(ModelFormatError, match="checksum mismatch"):
+        load_model(path)
+    _edit_manifest(path, lambda m: m["arrays"].update({"centroids.npy": _sha256(
+        path / "centroids.npy")}))
+    with pytest.raises(ModelFormatError, match="not a finite number"):
+        load_model(path)
+
+
+def test_older_format_version_says_how_to_fix(fitted) -> None:
+    _edit_manifest(fitted[0], lambda m: m.update(format_version=1))
+    with pytest.raises(ModelFormatError, match="saved by an older custseg"):
+        load_model(fitted[0])

@@ -158,3 +158,54 @@ def test_parse_dates_online_retail_style_ambiguous_head() -> None:
     values, _ = parse_dates(raw, file="f", column="InvoiceDate", rows=_rows(len(raw)))
     assert values.iloc[0] == pd.Timestamp("2010-12-01 08:26")
     assert values.iloc[-1] == pd.Timestamp("2010-12-13 09:00")
+
+
+def test_parse_dates_utc_offsets_and_z_become_naive_utc() -> None:
+    """ISO timestamps ending in Z or carrying an offset (which crashed the as-of comparison
+    with "Invalid comparison between datetime64[us, UTC] and Timestamp") read as naive UTC."""
+    raw = pd.Series(["2025-01-01T08:28:34Z", "2025-01-01T10:28:34+02:00",
+                     "2025-01-01T07:28:34-01:00", None])
+    values, bad = parse_dates(raw, file="f", column="d", rows=_rows(len(raw)))
+    assert values.dtype == "datetime64[ns]"
+    assert values.iloc[:3].tolist() == [pd.Timestamp("2025-01-01 08:28:34")] * 3
+    assert not bad.any()
+    frac = pd.Series(["2025-01-01T08:28:34.250Z", "2025-01-02T08:28:34.5Z"])
+    values, _ = parse_dates(frac, file="f", column="d", rows=_rows(2))
+    assert values.iloc[0] == pd.Timestamp("2025-01-01 08:28:34.250")
+    # values no known format reads go through the per-value fallback: naive UTC too
+    mixed = pd.Series(["1 Jan 2025 08:00 +0100", "Jan 2 2025 08:00", "2025-01-03T09:00+01:00"])
+    values, bad = parse_dates(mixed, file="f", column="d", rows=_rows(3))
+    assert values.dtype == "datetime64[ns]" and not bad.any()
+    assert values.tolist() == [pd.Timestamp("2025-01-01 07:00"), pd.Timestamp("2025-01-02 08:00"),
+                               pd.Timestamp("2025-01-03 08:00")]
+
+
+def test_parse_dates_aware_column_is_converted_to_utc_not_stripped() -> None:
+    raw = pd.Series(pd.to_datetime(["2011-01-01 10:00"]).tz_localize("Europe/Paris"))
+    values, _ = parse_dates(raw, file="f", column="d", rows=_rows(1))
+    assert values.iloc[0] == pd.Timestamp("2011-01-01 09:00")
+
+
+def test_date_plausibility_future_cutoff_and_far_past_warning() -> None:
+    from custseg.parsing import date_plausibility
+
+    days = pd.date_range("2024-01-01", periods=365, freq="D")
+    counts = pd.Series(10, index=days)
+    assert date_plausibility(counts) == (None, None)
+    counts[pd.Timestamp("2200-01-01")] = 20       # 0.5% of the lines
+    counts[pd.Timestamp("1990-03-01")] = 1
+    cutoff, warning = date_plausibility(counts)
+    assert pd.Timestamp("2025-12-01") < cutoff < pd.Timestamp("2026-03-01")
+    assert "1 lines dated long before" in warning and "1990-03-01" in warning
+    counts[pd.Timestamp("2025-06-01")] = 1        # a few months late: plausible
+    assert date_plausibility(counts)[0] > pd.Timestamp("2025-06-01")
+
+
+def test_date_in_the_format_but_out_of_range_says_so() -> None:
+    raw = pd.Series(["2024-01-01", "2999-01-01"])
+    with pytest.raises(InputError) as exc:
+        parse_dates(raw, file="f", column="d", rows=_rows(2))
+    assert "implausible date: it matches the format %Y-%m-%d" in str(exc.value)
+    assert "cannot parse" not in str(exc.value) and "row 2" in str(exc.value)
+    with pytest.raises(InputError, match="cannot parse as a date with format %Y-%m-%d"):
+        parse_dates(pd.Series(["2024-01-01", "2024-13-45"]), file="f", column="d", rows=_rows(2))

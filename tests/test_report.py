@@ -292,6 +292,13 @@ def test_demo_sections_show_the_run(demo, demo_html) -> None:
     assert {"overview", "k", "map", "segments", "cards"} <= set(sections)
     _check_anchors(page)
     sel = demo.selection
+    # the report opens on results: the executive summary, then the segments; how k was chosen
+    # and the data's transforms and ledger come last
+    order = sorted(sections, key=lambda sid: page.index(f'<section id="{sid}">'))
+    assert order[:5] == ["segments", "cards", "map", "k", "overview"], order
+    k_words = _text(sections["k"])
+    for word in ("elbow", "silhouette", "Calinski-Harabasz", "Davies-Bouldin", "stability"):
+        assert word in k_words, word
 
     overview = _text(sections["overview"])
     for source in demo.summary()["rows"].values():
@@ -309,6 +316,15 @@ def test_demo_sections_show_the_run(demo, demo_html) -> None:
     assert chosen and _text(chosen.group(1)).startswith(str(demo.k))
     assert f"{sel.score_for(demo.k).silhouette:.3f}" in _text(chosen.group(1))
     assert len(re.findall(r"<tr", sections["k"])) == len(sel.scores) + 1
+    # the structure verdict, with what it means, before the first section; and in summary.json
+    verdict, meaning = sel.structure_message.split(":", 1)
+    meaning = meaning.strip()
+    assert (f"Cluster structure {verdict}. {meaning[0].upper()}{meaning[1:]}."
+            in _text(page.split('id="overview"')[0]))
+    summary = demo.summary()
+    assert summary["structure"] == sel.structure in {"strong", "moderate", "weak"}
+    assert summary["no_strong_structure"] == (sel.structure == "weak")
+    assert summary["k_selection"]["structure_evidence"]["k"] == demo.k
 
     assert "All 2,000 customers" in _text(sections["map"])
 
@@ -403,7 +419,7 @@ def test_online_retail_report(retail, retail_html) -> None:
     assert "2011-12-09" in overview
     assert f"Chosen k = {retail.k}." in _text(sections["k"])
     glance = _text(sections["segments"])
-    assert "revenue share" in glance
+    assert "value share" in glance
     for s in retail.profiles.segments:
         assert s.name in glance and f"{s.size:,}" in glance
     assert "Mix against all customers" not in page  # no categories, channels or demographics
@@ -420,11 +436,12 @@ def test_customers_only_report_without_spend(mall, mall_html) -> None:
     _check_self_contained(page)
     sections = _sections(page)
     glance = sections["segments"]
-    assert "revenue share" not in glance and "ranked by size" in glance
+    assert "value share" not in glance and "ranked by size" in glance
     assert "Value per customer" not in page
     for s in mall.profiles.segments:
         assert s.name in _text(glance)
     assert "Gender" in _text(sections["cards"])
+    assert "Income (k$)" in _text(sections["cards"])  # the unit of the column name is kept
     md = render_summary_md(mall)
     assert "Revenue share" not in md and mall.profiles.segments[0].name in md
 

@@ -46,6 +46,18 @@ def test_scoring_training_data_reproduces_assignment(synth_run, synth_files) -> 
     assert (m["segment_name"] == m["segment_name_scored"]).all()
     assert np.array_equal(m["distance"].to_numpy(), m["distance_scored"].to_numpy())
     assert m["confidence"].between(0, 1).all()
+    # what each customer is worth next: the training run's value model, applied not refitted
+    for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+        assert np.allclose(m[c], m[f"{c}_scored"], rtol=1e-9, atol=1e-6), c
+    assert m["p_alive"].between(0, 1).all() and (m["clv"] >= 0).all()
+    # one customer alone gets the same figures as in the full run (no refit on the batch)
+    one = seg["customer_id"].iloc[3]
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    cu = pd.read_csv(synth_files["customers"], dtype=str)
+    alone = score(out / "model", cu[cu["customer_id"] == one],
+                  tx[tx["customer_id"] == one], as_of=result.as_of).assignments
+    assert np.isclose(alone["clv"].iloc[0], seg.set_index("customer_id").loc[one, "clv"],
+                      rtol=1e-6)
 
 
 def test_customers_only_model_round_trip(mall_run, real_data) -> None:

@@ -232,6 +232,8 @@ def test_with_transactions_on_the_synthetic_model(tx_server, synth_tx_model, syn
     assert got.index.tolist() == want.index.tolist() == sorted(customers["customer_id"])
     assert (got["segment_id"] == want["segment_id"]).all()
     assert np.array_equal(got["distance"].to_numpy(), want["distance"].to_numpy())
+    for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):  # worth next
+        assert np.allclose(got[c].to_numpy(float), want[c].to_numpy(float)), c
     assert r.json()["as_of"] == str(want_as_of(synth_tx_model, body))
     # no key configured: the segments need none; without transactions: 422 naming the field
     assert httpx.get(tx_server + "/v1/segments").status_code == 200
@@ -479,6 +481,226 @@ def test_body_size_limit_is_413(mall) -> None:
         r = c.post("/v1/score", json={"customers": mall[1][:10]})
         assert r.status_code == 413
         assert c.post("/v1/score", json={"customers": mall[1][:1]}).status_code == 200
+
+
+# ------------------------------------------------------------------------- limits per request
+
+
+def _tx_body(synth_files, n_customers: int) -> dict:
+    customers = pd.read_csv(synth_files["customers"], dtype=str).iloc[:n_customers]
+    tx = pd.read_csv(synth_files["transactions"], dtype=str)
+    tx = tx[tx["customer_id"].isin(customers["customer_id"])]
+    return {"customers": json.loads(customers.to_json(orient="records")),
+            "transactions": json.loads(tx.to_json(orient="records"))}
+
+
+@pytest.fixture(scope="module")
+def limited_server(synth_tx_model, tmp_path_factory) -> Iterator[str]:
+    """The with-transactions model behind small limits: 2,000-byte bodies, 3 customers,
+    8 lines per request, 3 per customer, and (``--workers 2``) two worker processes."""
+    log = tmp_path_factory.mktemp("limited") / "server.log"
+    proc, base = _start_server(synth_tx_model, log, "--max-body-bytes", "2000",
+                               "--max-batch", "3", "--max-lines", "8",
+                               "--max-lines-per-customer", "3", "--workers", "2")
+    try:
+        yield base
+    finally:
+        _stop(proc)
+    assert "Traceback" not in log.read_text(encoding="utf-8"), log.read_text()
+
+
+def _lines(customer_ids: list[str], per_customer: int) -> list[dict]:
+    return [{"order_id": f"o-{cid}-{i}", "customer_id": cid,
+             "timestamp": f"2025-01-{i + 1:02d} 10:00:00", "amount": "10.5", "quantity": "1",
+             "category": "Books", "channel": "web", "discount_used": "0"}
+            for cid in customer_ids for i in range(per_customer)]
+
+
+def _customer(cid: str) -> dict:
+    return {"customer_id": cid, "age": "40", "gender": "Female", "occupation": "Management",
+            "income": "50000", "education": "Bachelor", "location_type": "urban",
+            "household_size": "2", "children": "0", "signup_date": "2024-06-01"}
+
+
+def _post(base: str, body: bytes | dict, **kw) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(base + "/v1/score", content=content, timeout=30,
+                      headers={"Content-Type": "application/json"}, **kw)
+
+
+def _too_large_msg(r: httpx.Response) -> str:
+    assert r.status_code == 413, r.text
+    (item,) = r.json()["detail"]
+    assert item["type"] == "too_large"
+    return item["msg"]
+
+
+def test_body_over_the_limit_is_413_without_parsing_it(limited_server) -> None:
+    # not JSON at all: parsed, it would be a 422; over the limit it is never parsed
+    junk = b"{" + b"x" * 2500
+    assert "--max-body-bytes" in _too_large_msg(_post(limited_server, junk))
+    # streamed without a Content-Length (chunked): counted as it arrives
+    streamed = httpx.post(limited_server + "/v1/score", timeout=30,
+                          content=iter([b"{" + b"x" * 999] * 3),
+                          headers={"Content-Type": "application/json"})
+    assert "content-length" not in streamed.request.headers  # sent chunked
+    assert "2000 bytes" in _too_large_msg(streamed)
+    # a declared length over the limit is answered before the body is read: the client here
+    # sends the headers and no body at all, and still gets its 413
+    host, port = limited_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000000000\r\n\r\n")
+        head = s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    # within the limit the same server scores
+    ok = _post(limited_server, {"customers": [_customer("a")],
+                                "transactions": _lines(["a"], 1)})
+    assert ok.status_code == 200, ok.text
+
+
+def test_too_many_customers_or_lines_is_413_before_validation(limited_server) -> None:
+    # four customers whose values are not even valid cells: the count is checked first
+    bad = [{"customer_id": str(i), "age": [i]} for i in range(4)]
+    assert "limit is 3 (custseg serve --max-batch)" in _too_large_msg(
+        _post(limited_server, {"customers": bad}))
+    # nine lines in one request (three customers, three each): over --max-lines 8
+    small = {"customers": [{"customer_id": c} for c in "abc"], "transactions": [{"x": [1]}] * 9}
+    assert "9 transaction lines" in _too_large_msg(_post(limited_server, small))
+    # four lines of one customer: over --max-lines-per-customer 3, the customer named
+    msg = _too_large_msg(_post(limited_server, {"customers": [_customer("a")],
+                                                "transactions": _lines(["a"], 4)}))
+    assert "customer 'a' has 4 transaction lines" in msg and "per customer" in msg
+    # two customers with three lines each: within every limit, scored
+    r = _post(limited_server, {"customers": [_customer(c) for c in ("a", "b")],
+                               "transactions": _lines(["a", "b"], 3)})
+    assert r.status_code == 200, r.text
+    assert sorted(x["customer_id"] for x in r.json()["results"]) == ["a", "b"]
+
+
+def _blocking_app(mall_model: Path, timeout_s: float):
+    """An app whose batch scoring blocks until released (at most 10 s), and its release."""
+    import threading
+
+    app = create_app(mall_model, timeout_s=timeout_s)
+    service = app.gate.__self__
+    release = threading.Event()
+    real = service.slow
+
+    def slow(body):
+        release.wait(10)
+        return real(body)
+
+    service.slow = slow
+    return app, release
+
+
+@pytest.mark.realdata
+def test_scoring_past_the_time_limit_is_503(mall) -> None:
+    app, release = _blocking_app(mall[0], timeout_s=0.2)
+    try:
+        with _test_client(app) as c:
+            r = c.post("/v1/score", json={"customers": mall[1][:20]})
+            assert r.status_code == 503, r.text
+            (item,) = r.json()["detail"]
+            assert item["type"] == "timeout" and "--timeout" in item["msg"]
+            # the single-customer fast path is not held up by the blocked thread
+            assert c.post("/v1/score", json={"customers": mall[1][:1]}).status_code == 200
+    finally:
+        release.set()
+
+
+@pytest.mark.realdata
+def test_time_limit_from_the_command_line(mall, tmp_path: Path) -> None:
+    # 1 ms cannot hold batch scoring (pandas and DuckDB take tens of ms), the fast path needs
+    # no scoring thread
+    proc, base = _start_server(mall[0], tmp_path / "server.log", "--timeout", "0.001")
+    try:
+        r = _post(base, {"customers": mall[1][:50]})
+        assert r.status_code == 503 and "0.001 s" in r.json()["detail"][0]["msg"], r.text
+        assert _post(base, {"customers": mall[1][:1]}).status_code == 200
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.realdata
+def test_nan_null_and_missing_texts_are_all_missing(mall) -> None:
+    """JSON NaN, "NaN", null, "" (and the readers' other missing texts) give one answer, the
+    one batch scoring gives for a CSV with those cells empty."""
+    model = mall[0]
+    base = {"CustomerID": "m1", "Gender": None, "Age": None, "Annual Income (k$)": 70,
+            "Spending Score (1-100)": 80}
+    want = score(model, records_frame([base])).assignments.iloc[0]
+    bodies = [
+        b'{"customers": [{"CustomerID": "m1", "Gender": NaN, "Age": NaN, '
+        b'"Annual Income (k$)": 70, "Spending Score (1-100)": 80}]}',
+    ]
+    for missing in ("NaN", "nan", "", "NA", "null", None):
+        rec = {**base, "Gender": missing, "Age": missing}
+        bodies.append(json.dumps({"customers": [rec]}).encode())
+        # the same in a batch (the slow path), next to a customer with values
+        bodies.append(json.dumps({"customers": [rec, mall[1][0]]}).encode())
+    with _test_client(create_app(model)) as c:
+        for content in bodies:
+            r = c.post("/v1/score", content=content,
+                       headers={"Content-Type": "application/json"})
+            assert r.status_code == 200, (content, r.text)
+            row = next(x for x in r.json()["results"] if x["customer_id"] == "m1")
+            assert (row["segment_id"], row["distance"], row["confidence"]) == \
+                (want["segment_id"], want["distance"], want["confidence"]), content
+
+
+def test_all_customers_excluded_gives_their_reasons_inline(tx_server) -> None:
+    """No "see excluded.csv" (an API client has no such file): each customer's reason."""
+    lines = _lines(["r1"], 2)
+    for line in lines:
+        line["amount"] = "-10.5"  # returns only: no purchase
+    r = _post(tx_server, {"customers": [_customer("r1"), _customer("r2")],
+                          "transactions": lines})
+    assert r.status_code == 200, r.text
+    assert "excluded.csv" not in r.text
+    body = r.json()
+    assert body["results"] == []
+    reasons = {x["customer_id"]: x["reason"] for x in body["excluded"]
+               if x["source"] == "customer"}
+    assert "no purchases" in reasons["r1"] and "no transactions" in reasons["r2"], body
+
+
+@pytest.mark.realdata
+def test_large_bodies_are_parsed_off_the_event_loop_the_same_way(mall) -> None:
+    """Bodies over 64 KiB are parsed and validated in a scoring thread: same answers."""
+    records = [{**r, "CustomerID": f"{r['CustomerID']}-{i}"} for i in range(5) for r in mall[1]]
+    body = json.dumps({"customers": records}).encode()
+    assert len(body) > 64 * 1024
+    with _test_client(create_app(mall[0])) as c:
+        r = c.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and len(r.json()["results"]) == 1000, r.text[:300]
+        records[700]["Age"] = [1]
+        r = c.post("/v1/score", json={"customers": records})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "customers[700].Age"
+
+
+def test_kept_duckdb_connections_give_the_same_answers(synth_tx_model, synth_files) -> None:
+    """The scoring threads keep one DuckDB connection each: request after request (different
+    customers, the same ones again) answers as score() does."""
+    bodies = [_tx_body(synth_files, 3), _tx_body(synth_files, 7), _tx_body(synth_files, 3)]
+    with _test_client(create_app(synth_tx_model)) as c:
+        for body in bodies:
+            r = c.post("/v1/score", json=body)
+            assert r.status_code == 200, r.text
+            got = _assignments(r.json()["results"])
+            want = score(synth_tx_model, records_frame(body["customers"]),
+                         records_frame(body["transactions"])).assignments
+            want = want.set_index("customer_id")
+            assert got.index.tolist() == want.index.tolist()
+            assert np.array_equal(got["distance"].to_numpy(), want["distance"].to_numpy())
+
+
+def test_serve_cli_rejects_a_limit_below_one(tmp_path: Path) -> None:
+    for flag, value in (("--max-lines", "0"), ("--timeout", "-1"), ("--workers", "0"),
+                        ("--max-body-bytes", "0")):
+        r = runner.invoke(cli_app, ["serve", "--model", str(tmp_path), flag, value])
+        assert r.exit_code == 2 and flag in r.stderr, (flag, r.stderr)
 
 
 # -------------------------------------------------------------------------------- the command

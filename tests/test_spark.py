@@ -148,6 +148,9 @@ GOOD = ("InvoiceNo,CustomerID,InvoiceDate,Amount\n"
       "'12..5'"]),
     (GOOD + "4,B,2024-13-45 10:00:00,12\n",
      ["tx.csv", "column 'InvoiceDate'", "row 4", "cannot parse as a date", "'2024-13-45 10:00:00'"]),
+    (GOOD + "4,B,2999-01-01 10:00:00,12\n",
+     ["tx.csv", "column 'InvoiceDate'", "row 4", "implausible date: it matches the format",
+      "outside the years 1800 to 2261", "'2999-01-01 10:00:00'"]),
     (GOOD.replace("CustomerID", "Colour"),
      ["tx.csv", "no customer id column found", "Columns seen: InvoiceNo, Colour"]),
 ])
@@ -286,3 +289,47 @@ def test_transaction_features_from_a_duckdb_connection(synth_files) -> None:
     pd.testing.assert_frame_equal(got, expected)
     con.execute("SELECT 1")  # the caller's connection is left open
     con.close()
+
+
+def test_implausible_future_dates_excluded_alike(spark, tmp_path) -> None:
+    """Lines dated 2200 do not move the as-of date on Spark either: the same rule, the same
+    ledger; and an as-of date before every line is the same clear error."""
+    from custseg.errors import InputError
+    from custseg.pipeline import prepare_data
+    from custseg.spark import prepare_data_spark
+
+    rows = "".join(f"{i},C{i % 7},2024-0{1 + i % 9}-1{i % 10} 10:00:00,{5 + i}\n"
+                   for i in range(4, 400))
+    tx = _write(tmp_path / "tx.csv", GOOD + rows + "900,A,2200-01-01 10:00:00,3\n")
+    loc = prepare_data(transactions=tx)
+    spk = prepare_data_spark(transactions=tx, spark=spark)
+    assert spk.as_of == loc.as_of < date(2025, 1, 1)
+    assert loc.ledger.sources["transactions"].excluded["implausible future date (over 366 "
+                                                       "days after 99% of the dates)"] == 1
+    pd.testing.assert_frame_equal(spk.ledger.excluded_frame(), loc.ledger.excluded_frame())
+    cfg = Config.model_validate({"segmentation": {"as_of": "1900-01-01"}})
+    with pytest.raises(InputError) as local_err:
+        prepare_data(transactions=tx, config=cfg)
+    with pytest.raises(InputError) as spark_err:
+        prepare_data_spark(transactions=tx, config=cfg, spark=spark)
+    assert str(spark_err.value) == str(local_err.value)
+    assert "no transactions on or before the as-of date 1900-01-01" in str(local_err.value)
+
+
+def test_identical_lines_without_order_id_kept_alike(spark, tmp_path) -> None:
+    """No order id: identical lines are repeat purchases on Spark too (kept, the same note)."""
+    from custseg.pipeline import prepare_data
+    from custseg.spark import prepare_data_spark
+
+    text = ("CustomerID,InvoiceDate,Amount\nA,2024-01-01 10:00:00,10.5\n"
+            "A,2024-01-01 10:00:00,10.5\nB,2024-01-02 10:00:00,20\nA,2024-01-03 10:00:00,5\n")
+    tx = _write(tmp_path / "tx.csv", text)
+    for mode, dropped in (("auto", 0), ("drop", 1)):
+        cfg = Config.model_validate({"transactions": {"duplicates": mode}})
+        loc = prepare_data(transactions=tx, config=cfg)
+        spk = prepare_data_spark(transactions=tx, config=cfg, spark=spark)
+        assert spk.ledger.sources["transactions"].to_dict() == \
+            loc.ledger.sources["transactions"].to_dict()
+        assert loc.ledger.sources["transactions"].excluded.get("duplicate row", 0) == dropped
+        assert [w for w in spk.ledger.warnings if w["category"] == "duplicates"] == \
+            [w for w in loc.ledger.warnings if w["category"] == "duplicates"]

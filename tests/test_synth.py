@@ -13,7 +13,7 @@ import pytest
 from custseg import synth
 from custseg.errors import ConfigError
 from custseg.pipeline import prepare_data
-from custseg.profile import load_rules, name_segments, profile_segments
+from custseg.profile import SegmentFacts, load_rules, name_segments, profile_segments
 
 CUSTOMER_COLUMNS = [
     "customer_id",
@@ -358,9 +358,13 @@ def test_each_persona_earns_its_name(which: str, request: pytest.FixtureRequest)
     persona = _persona(d).reindex(features.frame.index)
     codes = persona.map({p: i for i, p in enumerate(synth.PERSONAS)}).to_numpy()
     profiles = profile_segments(features, codes)
-    name_segments(profiles, load_rules())
+    name_segments(profiles, load_rules(), SegmentFacts(features, codes))
     earned = {synth.PERSONAS[s.segment_id]: s.name_rule for s in profiles.segments}
-    assert earned == {p: p for p in synth.PERSONAS}
+    assert earned == {p: p for p in synth.PERSONAS}, {
+        synth.PERSONAS[s.segment_id]: s.names_rejected for s in profiles.segments}
+    # every absolute check of every name holds on the segment's own customers
+    for s in profiles.segments:
+        assert s.checks and all(c["holds"] for c in s.checks), s.checks
 
 
 # ---------------------------------------------------------------- write

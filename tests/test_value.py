@@ -205,3 +205,46 @@ def test_the_gamma_gamma_gradient_is_the_likelihoods_slope(fitted):
         up = GammaGammaModel.loglik_terms(point * np.exp(step), x, m).sum()
         down = GammaGammaModel.loglik_terms(point * np.exp(-step), x, m).sum()
         assert grad[i] == pytest.approx((up - down) / 2e-6, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------ in a run
+
+
+def test_holdout_check_in_a_segmentation_run(sample, tmp_path) -> None:
+    """`custseg segment --calibration-end`: the CDNOW holdout figures come out of a whole run
+    (read, cleaned, segmented), per segment too, with the tracking and conditional-expectation
+    plot in the report; every segmented customer gets P(alive), expected purchases and CLV."""
+    from custseg.config import Config
+    from custseg.outputs import write_outputs
+    from custseg.pipeline import run_segmentation
+
+    log = sample[["customer_id", "date", "cds", "amount"]].rename(
+        columns={"cds": "number_of_cds", "amount": "dollar_value"})
+    log["date"] = pd.to_datetime(log["date"], format="%Y%m%d").dt.strftime("%Y-%m-%d")
+    cfg = Config.from_dict({
+        "transactions": {"columns": {"amount": "dollar_value", "quantity": "number_of_cds"}},
+        "segmentation": {"as_of": HOLDOUT_END},
+        "value": {"calibration_end": CAL_END}})
+    result = run_segmentation(transactions=log, config=cfg)
+    h = result.holdout
+    assert _within(h["predicted_total"], 1653.0, 0.01)
+    assert h["actual_total"] == 1882
+    assert h["correlation"] >= 0.62
+    assert sum(s["actual"] for s in h["segments"]) == h["actual_total"]
+    assert np.isclose(sum(s["predicted"] for s in h["segments"]), h["predicted_total"], rtol=1e-6)
+    assert [c["repeat_purchases"] for c in h["conditional"]] == [0, 1, 2, 3, 4, 5, 6, "7+"]
+    track = h["tracking"]
+    # cumulative repeat purchases at the end: calibration 2,457 + holdout 1,882
+    assert track["actual"][-1] == 2457 + 1882
+    assert _within(track["expected"][-1], track["actual"][-1], 0.05)   # week 78
+    seg = result.assignments()
+    for c in ("p_alive", "expected_purchases", "expected_spend", "clv"):
+        assert seg[c].notna().all(), c
+    assert result.value_model["bgnbd"]["r"] > 0
+    for s in result.profiles.segments:
+        assert 0 <= s.value["active_share"] <= 1 and s.value["clv_total"] > 0
+    assert np.isclose(sum(s.value["clv_share"] for s in result.profiles.segments), 1.0)
+    write_outputs(result, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "Holdout check" in page and "Conditional expectation" not in page.split("<img")[0]
+    assert "calibration end (1997-09-30)" in page

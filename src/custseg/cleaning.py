@@ -12,6 +12,7 @@ Rows are numbered from 1 for the first data row (the header is not counted).
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,8 +31,11 @@ from custseg.derive import (
     CHILDREN,
     EDUCATION_FEATURE,
     EDUCATION_LEVELS,
+    NEGATIVE_TOKENS,
     NO_LABEL,
     NUMERIC_ROLES,
+    OUTCOME_NAMES,
+    POSITIVE_TOKENS,
     RETURN_FLAGS,
     UNKNOWN_TOKENS,
     YES_FLAGS,
@@ -41,11 +45,15 @@ from custseg.derive import (
 from custseg.errors import ConfigError, InputError
 from custseg.ledger import Ledger, row_numbers
 from custseg.parsing import (
+    IMPLAUSIBLE_FUTURE,
     check_not_all_missing,
     clean_ids,
     clean_text,
+    date_plausibility,
+    no_lines_before_as_of,
     parse_dates,
     parse_numeric,
+    to_naive_utc,
 )
 from custseg.roles import (
     aggregate_columns,
@@ -60,6 +68,23 @@ from custseg.roles_infer import Inference
 # the transaction-line tokens are derive.py's, shared with the DuckDB and Spark paths
 DISCOUNT_FLAGS = YES_FLAGS  # a yes/no discount cell meaning "yes"
 PARALLEL_MIN_ROWS = 200_000  # customers tables this long parse their other columns two at a time
+
+# a customers table's value column, by normalised name
+VALUE_NAMES = {"totalcharges", "totalspend", "totalspent", "totalspending", "spend", "spending",
+               "revenue", "totalrevenue", "sales", "totalsales", "monetary", "clv",
+               "customerlifetimevalue", "lifetimevalue", "totalamount", "amountspent",
+               "purchaseamount", "totalpurchaseamount"}
+
+
+
+def column_unit(column: str) -> str | None:
+    """The unit a column's name ends with: "Annual Income (k$)" -> "k$", "Spend [EUR]" ->
+    "EUR"; scales like "(1-100)" are not units (they stay in the name)."""
+    m = re.search(r"[(\[]\s*([^()\[\]]{1,12}?)\s*[)\]]\s*$", str(column))
+    if not m or re.fullmatch(r"[-\d.,\s]+", m.group(1)):
+        return None
+    return m.group(1)
+
 
 # --------------------------------------------------------------------------------------------
 # typed tables
@@ -86,7 +111,9 @@ class CustomerTable:
     ignored: dict[str, str] = field(default_factory=dict)          # column -> why
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
     fences: dict[str, float | None] = field(default_factory=dict)  # learned cleaning bounds
-    profiled: list[str] = field(default_factory=list)  # numeric columns profiled, not modelled
+    outcomes: list[str] = field(default_factory=list)  # outcome columns: profiled, not modelled
+    value_column: str | None = None                    # what a segment's value share is of
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit its column name gave
     inference: Inference | None = None                 # every column's role and evidence
 
 
@@ -135,6 +162,35 @@ def duplicate_rows(raw: pd.DataFrame, first: str | None = None) -> np.ndarray:
     return out
 
 
+def drops_duplicate_lines(cfg: TableConfig, roles: dict[str, str]) -> bool:
+    """Whether identical transaction lines are dropped as duplicates (all but the first).
+
+    Only an order id makes two identical lines provably the same line (exported twice, a
+    join that repeated it); without one, two identical purchases on the same day are real:
+    a repeat purchase, or one order of several units written line by line. So "auto" drops
+    them only when there is an order id column; "drop" and "keep" decide for every file. The
+    same rule for the pandas, DuckDB and Spark paths.
+    """
+    return cfg.duplicates == "drop" or (cfg.duplicates == "auto" and "order_id" in roles)
+
+
+def duplicates_policy(cfg: TableConfig, roles: dict[str, str]) -> str:
+    """The choice about identical lines, as the summary states it."""
+    if drops_duplicate_lines(cfg, roles):
+        why = "as configured" if cfg.duplicates == "drop" else "an order id identifies each line"
+        return f"identical lines dropped as duplicates ({why})"
+    why = "as configured" if cfg.duplicates == "keep" else "no order id column"
+    return f"identical lines kept as repeat purchases ({why})"
+
+
+def kept_duplicates_note(file: str, n: int, cfg: TableConfig) -> str:
+    """The ledger's note when identical lines are kept (the choice, stated)."""
+    why = ("as configured" if cfg.duplicates == "keep"
+           else "there is no order id column to show they are the same line")
+    return (f"{file}: {n} transaction lines identical to an earlier one kept as repeat purchases "
+            f"({why}); set duplicates = \"drop\" under [transactions] to drop them")
+
+
 def _all_distinct(ids: pd.Series, keep: np.ndarray) -> bool:
     """Whether the kept ids are all different: one hash pass in Arrow (about half the time of
     ``duplicated(keep=False)`` on a million text ids), so the usual case -- unique ids -- is
@@ -177,6 +233,8 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     as_of = c.add_signup_date(as_of)
     c.add_demographics(as_of, fences)
     c.add_aggregates()
+    c.add_outcomes()
+    c.add_value()
     c.add_other_columns()
     return c.table()
 
@@ -210,14 +268,16 @@ class _CustomerCleaning:
         self.channel_purchases: dict[str, str] = {}
         self.deal_purchases: str | None = None
         self.birth_date: pd.Series | None = None
-        self.profiled: list[str] = []
+        self.outcomes: list[str] = []
+        self.value_column: str | None = None
+        self.units: dict[str, str] = {}  # feature -> unit from its column's name ("k$")
         self.as_category = set(cfg.categorical)
         if inference is not None:
             self._apply_hints(inference)
 
     def _apply_hints(self, inf: Inference) -> None:
         """What the inference says of columns without a role: row numbers are never features,
-        outcomes are profiled only, integer codes (Channel, Region) are categories."""
+        integer codes (Channel, Region) are categories."""
         if inf.implicit_row_ids and not self.cfg.row_ids:
             self.ledger.warn("columns", f"{self.file}: no customer id column; customers are "
                              "numbered by row (1..n). Name one with [customers] id = \"...\"")
@@ -229,10 +289,6 @@ class _CustomerCleaning:
             if c not in self.used:
                 self.used.add(c)
                 self.ignored[c] = "row numbers (1..n), not a property of the customer"
-        for c in inf.hinted("outcome"):
-            if c not in self.used:
-                self.used.add(c)
-                self.profiled.append(c)
         self.as_category |= set(inf.hinted("coded_category"))
 
     # ---- typed columns (in the frame's index), with unparseable values counted as missing
@@ -306,6 +362,10 @@ class _CustomerCleaning:
         if "birth_date" in self.roles:
             self.birth_date = self.dt(self.roles["birth_date"])
         if as_of is None and signup is not None and signup[self.keep].notna().any():
+            kept = signup[self.keep].dropna()
+            implausible, _ = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+            if implausible is not None and not self.scoring:
+                self.exclude((signup >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = signup[self.keep].max().date()
         if signup is not None:
             assert as_of is not None
@@ -373,6 +433,9 @@ class _CustomerCleaning:
             self.ledger.cleaned[rule.cleaned] += int((bad & self.keep).sum())
         self.frame[rule.feature] = values.where(~bad)
         self.numeric.append(rule.feature)
+        unit = column_unit(self.roles.get(rule.role, ""))
+        if unit:
+            self.units[rule.feature] = unit
 
     def _learn_fence(self, values: pd.Series) -> float | None:
         q1, q3 = values[self.keep & values.notna().to_numpy()].quantile([0.25, 0.75])
@@ -407,15 +470,73 @@ class _CustomerCleaning:
             self.frame[f"__raw__{c}"] = self.num(c).clip(lower=0)
             self.used.add(c)
 
+    def add_outcomes(self) -> None:
+        """Outcome columns (the config's ``outcomes``, or columns named like churn, response,
+        AcceptedCmp3, complain, subscribed, y): yes/no-like columns become 0/1 rates and numeric
+        ones stay numbers; they are profiled per segment and never clustered on."""
+        named = self.cfg.outcomes
+        candidates = (list(named) if named is not None else
+                      [c for c in self.columns if c not in self.used
+                       and c not in self.cfg.categorical and c not in self.cfg.numeric
+                       and OUTCOME_NAMES.match(normalise(c))])
+        for c in candidates:
+            if c not in self.columns:
+                raise ConfigError(f"{self.file}: outcome column '{c}' named in the config is not "
+                                  f"in the file; columns seen: {', '.join(self.columns)}")
+            values = self._outcome_values(c)
+            if values is None:
+                if named is not None:
+                    raise InputError("an outcome must be yes/no-like or numeric", file=self.file,
+                                     column=c, value=str(self.raw[c].dropna().iloc[0]))
+                continue  # a look-alike name with other content: an ordinary column
+            name = _feature_name(c, self.frame)
+            self.frame[name] = values
+            self.outcomes.append(name)
+            self.used.add(c)
+
+    def _outcome_values(self, c: str) -> pd.Series | None:
+        vals, bad = parse_numeric(self.raw[c], file=self.file, column=c, rows=self.rows,
+                                  on_invalid="exclude")
+        if not bad.any() and vals[self.keep].notna().any():
+            return pd.Series(vals.to_numpy(dtype="float64"), index=self.frame.index)
+        text = clean_text(self.raw[c])
+        tokens = text.map(lambda v: normalise(v) if isinstance(v, str) else v)
+        present = tokens[self.keep].dropna()
+        levels = set(present.unique())
+        if not present.size or not levels <= (POSITIVE_TOKENS | NEGATIVE_TOKENS):
+            return None
+        out = tokens.map(lambda v: (1.0 if v in POSITIVE_TOKENS else 0.0)
+                         if isinstance(v, str) else np.nan)
+        return pd.Series(out.to_numpy(dtype="float64"), index=self.frame.index)
+
+    def add_value(self) -> None:
+        """The value column of a customers table: the config's ``value`` (one column, or
+        several summed), else a column named like total charges / total spend / revenue."""
+        cols = self.cfg.value
+        if cols is None:
+            found = [c for c in self.columns if c not in self.used
+                     and normalise(c) in VALUE_NAMES]
+            if not found:
+                return
+            cols = found[0]
+        names = [cols] if isinstance(cols, str) else list(cols)
+        for c in names:
+            if c not in self.columns:
+                raise ConfigError(f"{self.file}: value column '{c}' named in the config is not "
+                                  f"in the file; columns seen: {', '.join(self.columns)}")
+        if len(names) == 1:
+            self.value_column = names[0]  # also a feature, typed with the other columns
+            return
+        total = sum(self.num(c).fillna(0.0) for c in names)
+        self.frame["total_value"] = total
+        self.value_column = "total_value"
+
     def add_other_columns(self) -> None:
         """Every other column: numeric, binary, categorical, or ignored (with the reason).
 
         The columns are parsed side by side on a long table (Arrow's string kernels and casts
         release the GIL); every check still runs column by column, in order.
         """
-        for c in self.profiled:
-            self._add_profiled(c)
-        self.profiled = [c for c in self.profiled if c not in self.ignored]
         rest = [c for c in self.columns if c not in self.used]
         if len(self.raw) >= PARALLEL_MIN_ROWS and len(rest) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -425,21 +546,6 @@ class _CustomerCleaning:
         for c in rest:
             text, parsed = prepared[c] if c in prepared else self._parse_column(c)
             self._add_column(c, text, parsed)
-
-    def _add_profiled(self, c: str) -> None:
-        """An outcome (churn, target, y): profiled per segment as a 0-1 or numeric column,
-        never a model feature (it would shape the segments by what happened afterwards)."""
-        text = clean_text(self.raw[c]).str.lower()
-        vals, bad = parse_numeric(self.raw[c], file=self.file, column=c, rows=self.rows,
-                                  on_invalid="exclude")
-        if bad.any():
-            yes = text.isin(YES_FLAGS + ("churned", "churn", "exited", "attrited"))
-            no = text.isin(("0", "false", "no", "n", "f", "stayed", "existing customer"))
-            if not (yes | no | text.isna()).all():
-                self.ignored[c] = "outcome column (not used to form segments)"
-                return
-            vals = yes.astype("float64").where(text.notna())
-        self.frame[c] = pd.Series(vals.to_numpy(dtype="float64"), index=self.frame.index)
 
     def _parse_column(self, c: str) -> tuple[pd.Series, tuple[pd.Series, np.ndarray] | None]:
         """A column as text (or numbers, when every cell is one) and its numbers with the
@@ -497,8 +603,7 @@ class _CustomerCleaning:
         sample = text[self.keep].dropna()
         if not sample.str.contains(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", regex=True).all():
             return False
-        return bool(pd.to_datetime(sample.iloc[:200], format="mixed", errors="coerce")
-                    .notna().all())
+        return bool(to_naive_utc(sample.iloc[:200], "mixed").notna().all())
 
     def _add_text_column(self, c: str, text: pd.Series, forced: str | None) -> None:
         """A category; free text or identifiers (many distinct values) and constant columns
@@ -530,7 +635,8 @@ class _CustomerCleaning:
             dates=self.dates, category_spend=self.category_spend,
             channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
             ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
-            fences=self.fences, profiled=self.profiled, inference=self.inference)
+            fences=self.fences, outcomes=self.outcomes, value_column=self.value_column,
+            units=self.units, inference=self.inference)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:
@@ -610,7 +716,14 @@ class _TransactionCleaning:
         self.keep &= ~missing
 
     def exclude_duplicates(self) -> None:
-        self.exclude(duplicate_rows(self.raw, self.roles.get("timestamp")), "duplicate row")
+        """Identical lines: dropped (all but the first) when :func:`drops_duplicate_lines`
+        says so, else kept, and the ledger says how many were kept."""
+        self.ledger.sources["transactions"].duplicates = duplicates_policy(self.cfg, self.roles)
+        dups = duplicate_rows(self.raw, self.roles.get("timestamp"))
+        if drops_duplicate_lines(self.cfg, self.roles):
+            self.exclude(dups, "duplicate row")
+        elif (n := int((dups & self.keep).sum())):
+            self.ledger.warn("duplicates", kept_duplicates_note(self.file, n, self.cfg))
 
     def parse_timestamps(self) -> None:
         """Dates with one format for the column; unparseable or missing ones exclude the row."""
@@ -625,9 +738,18 @@ class _TransactionCleaning:
     def exclude_outside_window(self, as_of: date | None, window_days: int | None) -> date:
         """Lines after the as-of date (the last date, when not given; the whole day counts),
         and before the feature window when there is one. Returns the as-of date."""
+        kept = self.ts[self.keep]
+        implausible, warning = date_plausibility(kept.dt.normalize().value_counts(sort=False))
+        if warning:
+            self.ledger.warn("dates", f"{self.file}, column '{self.roles['timestamp']}': {warning}")
         if as_of is None:
+            if implausible is not None:  # (a given as-of date excludes them anyway)
+                self.exclude((self.ts >= implausible).to_numpy(), IMPLAUSIBLE_FUTURE)
             as_of = self.ts[self.keep].max().date()
         cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+        if len(kept) and not (kept < cutoff).any():
+            raise InputError(no_lines_before_as_of(as_of, kept.min()), file=self.file,
+                             column=self.roles["timestamp"])
         self.exclude((self.ts >= cutoff).to_numpy(), "dated after the as-of date")
         if window_days is not None:
             self.exclude((self.ts < cutoff - pd.Timedelta(days=window_days)).to_numpy(),
@@ -813,7 +935,7 @@ def _customer_columns(cust: CustomerTable) -> list[dict]:
             out.append(e)
         elif col in derived:
             out.append(_entry("customers", col, d, "derives", derived[col], "aggregate"))
-        elif col in cust.profiled:
+        elif col in cust.outcomes:
             out.append(_entry("customers", col, d, "profiled",
                               "an outcome: described per segment, not used to form segments",
                               "outcome"))

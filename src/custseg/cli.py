@@ -121,21 +121,78 @@ def _segments_table(result: Any) -> Table:
     return table
 
 
-def _segment(customers: Path | None, transactions: Path | None, config: Path | None, k: str,
-             as_of: str | None, seed: int | None, out: Path, quiet: bool,
+DB_OPTIONS = ("customers_table", "customers_query", "transactions_table", "transactions_query")
+
+
+def _with_database(cfg: Any, customers: Path | str | None, transactions: Path | None,
+                   db: dict[str, str | None] | None) -> tuple[Any, Path | str | None]:
+    """A postgresql:// URL given as the customers argument and the --customers-table/-query,
+    --transactions-table/-query options go into the config's [source], [customers] and
+    [transactions] (the command line wins over the file); the pipeline reads them from there."""
+    from custseg.config import Config
+    from custseg.errors import ConfigError
+    from custseg.io.db import is_db_url
+
+    url = None
+    if customers is not None and is_db_url(str(customers)):
+        url, customers = str(customers), None
+    given = {k: v for k, v in (db or {}).items() if v is not None}
+    if url is None and not given:
+        return cfg, customers
+    for table, other in (("customers", customers), ("transactions", transactions)):
+        opts = [f"--{k.replace('_', '-')}" for k in given if k.startswith(table)]
+        if len(opts) > 1:
+            raise ConfigError(f"give one of {' and '.join(opts)}")
+        if opts and other is not None:
+            raise ConfigError(f"{opts[0]} reads the {table} from the database: leave "
+                              f"out the {table} file {other}")
+    if url is None and cfg.source.url is None:
+        raise ConfigError(f"--{next(iter(given)).replace('_', '-')} needs a database: "
+                          "give postgresql://user@host:port/database as the first "
+                          "argument or [source] url in the config")
+    data = cfg.model_dump()
+    if url is not None:
+        data["source"]["url"] = url
+    for key, value in given.items():
+        table, kind = key.split("_")
+        data[table].update({"path": None, "table": None, "query": None, kind: value})
+    cfg = Config.from_dict(data, source="command line")
+    if cfg.db_source("customers") is None and cfg.db_source("transactions") is None:
+        raise ConfigError("with a database URL, say what to read: --customers-table, "
+                          "--customers-query, --transactions-table or --transactions-query")
+    return cfg, customers
+
+
+def _segment(customers: Path | str | None, transactions: Path | None, config: Path | None,
+             k: str, as_of: str | None, seed: int | None, out: Path, quiet: bool,
              previous_model: Path | None = None, workspace: Path | None = None,
-             engine: str = "local", spark_master: str | None = None) -> None:
+             engine: str = "local", spark_master: str | None = None,
+             db: dict[str, str | None] | None = None,
+             calibration_end: str | None = None) -> None:
     from custseg.config import Config
 
     engine = _parse_engine(engine)
     if engine == "spark" and previous_model is not None:
         raise typer.BadParameter("--previous-model is not supported with --engine spark yet")
 
+    from custseg.io.writers import check_output_dir
+
+    check_output_dir(out)  # an unusable --out stops now (exit 2), not after the whole run
     cfg = Config.from_toml(config) if config else Config()
+    cfg, customers = _with_database(cfg, customers, transactions, db)
+    if engine == "spark" and (cfg.db_source("customers") or cfg.db_source("transactions")):
+        raise typer.BadParameter("--engine spark reads files only; use the local engine for a "
+                                 "database source")
     cfg = cfg.with_overrides(k=_parse_k(k) if k != "auto" or config is None else None,
                              as_of=_parse_date(as_of), seed=seed)
-    if customers is None and transactions is None and not (cfg.customers.path or
-                                                           cfg.transactions.path):
+    if calibration_end is not None:
+        if engine == "spark":
+            raise typer.BadParameter("--calibration-end runs on the local engine only")
+        cfg = cfg.model_copy(update={"value": cfg.value.model_copy(
+            update={"calibration_end": _parse_date(calibration_end)})})
+    if customers is None and transactions is None and not (
+            cfg.customers.path or cfg.transactions.path or cfg.db_source("customers")
+            or cfg.db_source("transactions")):
         raise typer.BadParameter("give a customers file, --transactions, or both")
     cust_path = customers if customers is not None else cfg.customers.path
     if engine == "local" and cust_path is not None:
@@ -184,9 +241,18 @@ def _segment(customers: Path | None, transactions: Path | None, config: Path | N
 
 @app.command()
 def segment(
-    customers: Path | None = typer.Argument(None, help="customers table (csv, csv.gz, parquet, xlsx)"),
+    customers: str | None = typer.Argument(None, help="customers table (csv, csv.gz, parquet, "
+                                           "xlsx) or a postgresql://user@host:port/db URL"),
     transactions: Path | None = typer.Option(None, "--transactions", "-t",
                                              help="transactions log"),
+    customers_table: str | None = typer.Option(None, "--customers-table", help="read the "
+                                               "customers from this table of the database URL"),
+    customers_query: str | None = typer.Option(None, "--customers-query",
+                                               help="... or from this SQL query"),
+    transactions_table: str | None = typer.Option(None, "--transactions-table",
+                                                  help="read the transactions from this table"),
+    transactions_query: str | None = typer.Option(None, "--transactions-query",
+                                                  help="... or from this SQL query"),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file"),
     k: str = typer.Option("auto", "--k", help="'auto' (choose from evidence) or a number"),
     as_of: str | None = typer.Option(None, "--as-of", help="as-of date YYYY-MM-DD "
@@ -202,10 +268,16 @@ def segment(
         "this folder) so drift and evolve can find it by date"),
     engine: str = _engine_option(),
     spark_master: str | None = _master_option(),
+    calibration_end: str | None = typer.Option(
+        None, "--calibration-end", help="holdout check of the value model: fit on purchases up "
+        "to this date (YYYY-MM-DD), compare predicted with actual repeat purchases after it"),
 ) -> None:
     """Segment customers: features, k from evidence, K-Means, named profiles, report."""
+    db = dict(zip(DB_OPTIONS, (customers_table, customers_query, transactions_table,
+                               transactions_query), strict=True))
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
-                            previous_model, workspace, engine, spark_master))
+                            previous_model, workspace, engine, spark_master, db=db,
+                            calibration_end=calibration_end))
 
 
 def _inspect(customers: Path | None, transactions: Path | None, write_config: Path | None,
@@ -485,7 +557,7 @@ def score(
                           spark_master))
 
 
-def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: int) -> None:
+def _serve(model: Path, host: str, port: int, api_key: str | None, limits: dict) -> None:
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -496,8 +568,10 @@ def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: in
 
     if not 0 <= port <= 65535:
         raise typer.BadParameter(f"port must be 0-65535, got {port}")
-    if max_batch < 1:
-        raise typer.BadParameter(f"--max-batch must be at least 1, got {max_batch}")
+    for name, value in limits.items():
+        if not value > 0:  # every limit, and the timeout, must be positive (NaN is not)
+            flag = "--" + name.removesuffix("_s").replace("_", "-")
+            raise typer.BadParameter(f"{flag} must be positive, got {value}")
     api_key = api_key or None
 
     def ready(address: tuple) -> None:
@@ -509,8 +583,7 @@ def _serve(model: Path, host: str, port: int, api_key: str | None, max_batch: in
             err_console.print(f"[bold yellow]warning:[/] listening on {escape(host)} without "
                               "an API key", highlight=False)
 
-    run_server(model, host=host, port=port, api_key=api_key, max_batch=max_batch,
-               on_ready=ready)
+    run_server(model, host=host, port=port, api_key=api_key, on_ready=ready, **limits)
 
 
 @app.command()
@@ -521,10 +594,26 @@ def serve(
     api_key: str | None = typer.Option(None, "--api-key", envvar="CUSTSEG_API_KEY",
                                        help="require this key in the X-API-Key header "
                                        "(default: $CUSTSEG_API_KEY; none: no key needed)"),
-    max_batch: int = typer.Option(1000, "--max-batch", help="most customers per request"),
+    max_batch: int = typer.Option(1000, "--max-batch", help="most customers per request "
+                                  "(413 above it)"),
+    max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body-bytes",
+                                       help="largest request body in bytes (413 above it, "
+                                       "before the body is parsed)"),
+    max_lines: int = typer.Option(50_000, "--max-lines",
+                                  help="most transaction lines per request (413 above it)"),
+    max_lines_per_customer: int = typer.Option(10_000, "--max-lines-per-customer",
+                                               help="most transaction lines of one customer "
+                                               "in a request (413 above it)"),
+    timeout: float = typer.Option(10.0, "--timeout", help="seconds a request may take to "
+                                  "score (503 past it)"),
+    workers: int = typer.Option(1, "--workers", help="worker processes (each loads the "
+                                "model; more serve more requests at once on more cores)"),
 ) -> None:
     """Serve the model over HTTP: /v1/score, /v1/segments, /healthz (docs at /docs)."""
-    _guard(lambda: _serve(model, host, port, api_key, max_batch))
+    limits = {"max_batch": max_batch, "max_body_bytes": max_body_bytes,
+              "max_lines": max_lines, "max_lines_per_customer": max_lines_per_customer,
+              "timeout_s": timeout, "workers": workers}
+    _guard(lambda: _serve(model, host, port, api_key, limits))
 
 
 def version_callback(value: bool) -> None:

@@ -10,6 +10,12 @@ Example ``custseg.toml``::
     categorical = ["Channel", "Region"]
     ignore = ["Z_CostContact"]
 
+    [source]                        # optional: tables read from PostgreSQL instead of files
+    url = "postgresql://analyst@db.example:5432/shop"   # password: PGPASSWORD or ${ENV} in the URL
+
+    [transactions]
+    query = "select * from orders where created >= '2024-01-01'"   # or table = "orders", or path
+
     [transactions.columns]
     customer_id = "CustomerID"
 
@@ -30,9 +36,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from custseg.errors import ConfigError
+from custseg.io.db import DbSource, is_db_url, scrub_url
 
 
 class _Strict(BaseModel):
@@ -43,15 +58,52 @@ class TableConfig(_Strict):
     """How to read one input table and which columns play which role."""
 
     path: str | None = None
+    table: str | None = Field(default=None, description="a table of [source] url (instead of path)")
+    query: str | None = Field(default=None, description="a query on [source] url (instead of path)")
     id: str | None = Field(default=None, description="customer id column (a shortcut for columns.customer_id)")
     row_ids: bool = Field(default=False, description="the table has no id column: use the 1-based row number")
     columns: dict[str, str] = Field(default_factory=dict, description="role -> column name overrides")
     categorical: list[str] = Field(default_factory=list, description="columns to treat as categories")
     numeric: list[str] = Field(default_factory=list, description="columns to treat as numbers")
     ignore: list[str] = Field(default_factory=list, description="columns not to use at all")
+    outcomes: list[str] | None = Field(
+        default=None, description="outcome columns (churn, campaign response, complaints …): "
+        "profiled per segment as rates or means beside the base, never clustered on; default: "
+        "inferred from common names (churn, response, AcceptedCmp*, complain, subscribed, y); "
+        "[] for none")
+    value: str | list[str] | None = Field(
+        default=None, description="a customers table's value column (e.g. TotalCharges), or "
+        "columns summed into one (e.g. annual spend per product family): each segment's share "
+        "of it is reported; default: pre-aggregated Mnt* spend, or a column named like "
+        "total charges / total spend / revenue")
     date_format: str | None = Field(default=None, description="strftime format for date columns")
+    duplicates: Literal["auto", "drop", "keep"] = Field(
+        default="auto", description="transaction lines identical in every column: drop all but "
+        "the first (drop), keep them all as repeat purchases (keep), or drop them only when an "
+        "order id column makes them provably the same line (auto)")
     delimiter: str | None = None
     encoding: str | None = None
+
+
+class SourceConfig(_Strict):
+    """A database the ``table``/``query`` of [customers] and [transactions] are read from."""
+
+    url: str | None = Field(default=None, description="postgresql://user@host:port/database; the "
+                            "password from PGPASSWORD, ~/.pgpass or a ${ENV} reference in the URL")
+    batch_rows: int = Field(default=100_000, ge=1, description="rows streamed per Arrow batch")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not is_db_url(v):
+            raise ValueError(f"expected postgresql://user@host:port/database, got "
+                             f"{scrub_url(v)!r}")
+        return v
+
+    @field_serializer("url", when_used="json")
+    def _no_password(self, v: str | None) -> str | None:
+        # summary.json carries the config: the password never goes with it
+        return scrub_url(v) if v else v
 
 
 class FeatureConfig(_Strict):
@@ -87,7 +139,11 @@ class SegmentationConfig(_Strict):
     )
     selection_sample: int = Field(default=20_000, ge=200)
     silhouette_sample: int = Field(default=4_000, ge=100)
-    bootstrap: int = Field(default=5, ge=0, le=50)
+    bootstrap: int = Field(
+        default=10, ge=0, le=50,
+        description="K-Means refits on 80% subsamples per k for the stability score (0: skip); "
+        "10 keeps the figure's resampling noise near +-0.05 at the 0.75 threshold",
+    )
     n_init: int = Field(default=10, ge=1)
     final_fit: Literal["from-sample", "full"] = Field(
         default="from-sample",
@@ -128,14 +184,63 @@ class SegmentationConfig(_Strict):
         return v
 
 
+class ValueConfig(_Strict):
+    """The value model (BG/NBD + Gamma-Gamma): P(alive), expected purchases, CLV per customer."""
+
+    enabled: bool = Field(default=True, description="fit it whenever there are transactions")
+    horizon_months: int = Field(default=12, ge=1, le=120, description="CLV and expected "
+                                "purchases over this many months")
+    monthly_discount: float = Field(default=0.01, ge=0.0, lt=1.0,
+                                    description="CLV discount rate per month")
+    unit_days: float = Field(default=7.0, gt=0, le=366,
+                             description="the model's time unit in days (weeks by default)")
+    at_risk_below: float = Field(default=0.5, gt=0.0, lt=1.0,
+                                 description="P(alive) under which a customer's CLV is at risk")
+    calibration_end: date | None = Field(
+        default=None, description="holdout check: fit on purchases up to this date and compare "
+        "predicted with actual repeat purchases after it, up to the as-of date")
+
+
+class ReportConfig(_Strict):
+    """How the report states amounts."""
+
+    currency: str | None = Field(
+        default=None, max_length=8,
+        description="symbol or code put before amounts (e.g. '£', 'EUR '); default: inferred "
+        "from the amount / value column names (usd, dollar, eur, gbp, £ …), else none")
+
+
 class Config(_Strict):
     """The whole run configuration."""
 
+    source: SourceConfig = Field(default_factory=SourceConfig)
     customers: TableConfig = Field(default_factory=TableConfig)
     transactions: TableConfig = Field(default_factory=TableConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     naming_rules: str | None = Field(default=None, description="a TOML rules table replacing the built-in one")
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> Config:
+        for name in ("customers", "transactions"):
+            t: TableConfig = getattr(self, name)
+            given = [k for k in ("path", "table", "query") if getattr(t, k) is not None]
+            if len(given) > 1:
+                raise ValueError(f"[{name}] gives {' and '.join(given)}: give one of them")
+            if given and given[0] != "path" and self.source.url is None:
+                raise ValueError(f"[{name}] {given[0]} needs a database: [source] url = "
+                                 '"postgresql://user@host:port/database"')
+        return self
+
+    def db_source(self, table: str) -> DbSource | None:
+        """The database source of ``table`` ("customers" or "transactions"), if it has one."""
+        t: TableConfig = getattr(self, table)
+        if self.source.url is None or (t.table is None and t.query is None):
+            return None
+        return DbSource(self.source.url, table=t.table, query=t.query,
+                        batch_rows=self.source.batch_rows)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Config:
@@ -167,7 +272,8 @@ class Config(_Strict):
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{source}: key '{loc}': {err['msg']}") from None
+            where = f"key '{loc}': " if loc else ""
+            raise ConfigError(f"{source}: {where}{err['msg']}") from None
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Apply CLI options (``None`` means "not given") on top of this config."""

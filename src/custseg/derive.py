@@ -14,7 +14,9 @@ nan
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,3 +104,64 @@ CANCELLATION_PREFIX = "C"  # an order id starting with it (any case) is a cancel
 NO_LABEL = "Unknown"  # a line's category / channel when the cell is empty
 
 __all__ += ["RETURN_FLAGS", "YES_FLAGS", "CANCELLATION_PREFIX", "NO_LABEL"]
+
+
+# ---- outcome columns: results of past marketing, profiled per segment, never clustered on
+# (normalised names: lower case, letters and digits only)
+OUTCOME_NAMES = re.compile(
+    r"^(?:churn|churned|churnflag|churnlabel|exited|attrition|attritionflag|attrited|"
+    r"response|responded|acceptedcmp\d*|accepted|complain|complained|complaint|complaints|"
+    r"subscribed|y|converted|conversion|deposit|termdeposit)$")
+POSITIVE_TOKENS = {"yes", "y", "true", "t", "1", "churned", "attrited", "attritedcustomer",
+                   "exited", "subscribed", "responded", "converted", "accepted"}
+NEGATIVE_TOKENS = {"no", "n", "false", "f", "0", "stayed", "existingcustomer", "retained",
+                   "notsubscribed", "notconverted"}
+
+
+# ---- the currency an amount column's name shows: (token in the name, symbol)
+CURRENCY_TOKENS = (("usd", "$"), ("dollar", "$"), ("dollars", "$"), ("$", "$"), ("eur", "€"),
+                   ("euro", "€"), ("euros", "€"), ("€", "€"), ("gbp", "£"), ("pound", "£"),
+                   ("pounds", "£"), ("sterling", "£"), ("£", "£"), ("inr", "₹"), ("rupees", "₹"),
+                   ("₹", "₹"), ("jpy", "¥"), ("yen", "¥"), ("¥", "¥"))
+
+
+def infer_currency(names: list[str]) -> str | None:
+    """The currency symbol the column names show ("dollar_value", "Amount (EUR)", "price_£"),
+    or None when they show none (or several).
+
+    >>> infer_currency(["customer_id", "dollar_value"]), infer_currency(["amount"])
+    ('$', None)
+    """
+    found = set()
+    for name in names:
+        tokens = set(re.findall(r"[a-z]+|[$€£₹¥]", str(name).lower()))
+        found |= {sym for tok, sym in CURRENCY_TOKENS if tok in tokens}
+    return found.pop() if len(found) == 1 else None
+
+# --------------------------------------------------------------------------------------------
+# labels: a category value becomes a level, a feature name, a label in profiles and the report
+
+MAX_LABEL_CHARS = 80   # a longer text value is cut to this (one 50 MB cell was copied 7 times)
+_LABEL_KEEP = 70       # characters kept; then an ellipsis and 8 hex digits of its SHA-256
+
+
+def cap_label(value: str) -> str:
+    """``value``, or when longer than :data:`MAX_LABEL_CHARS` characters its first 70, an
+    ellipsis and 8 hex digits of the SHA-256 of the whole value (so two long values that start
+    alike stay distinct). The DuckDB path builds the same label in SQL (``cap_label_sql``).
+
+    >>> cap_label("short")
+    'short'
+    >>> len(cap_label("x" * 10_000))
+    79
+    """
+    if len(value) <= MAX_LABEL_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return value[:_LABEL_KEEP] + "\u2026" + digest
+
+
+def cap_label_sql(expr: str) -> str:
+    """:func:`cap_label` as a DuckDB SQL expression on the text ``expr``."""
+    return (f"CASE WHEN length({expr}) > {MAX_LABEL_CHARS} THEN left({expr}, {_LABEL_KEEP}) "
+            f"|| '\u2026' || left(sha256({expr}), 8) ELSE {expr} END")

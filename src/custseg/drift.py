@@ -499,6 +499,25 @@ def verdict(features: list[FeatureDrift], segments: SegmentDrift | None,
     return ["stable", "watch", "retrain"][level], reasons
 
 
+#: below this many customers a snapshot is "small": a column or a level can be constant or
+#: absent in it by chance, and then no feature is built from it
+SMALL_SNAPSHOT = 100
+
+
+def missing_features_message(missing: list[str], n_current: int, n_reference: int,
+                             what: str = "reference") -> str:
+    """Why the current snapshot lacks features the reference (or the model) has, in words."""
+    names = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+    text = (f"the current snapshot ({n_current} customers) lacks {len(missing)} feature"
+            f"{'s' if len(missing) != 1 else ''} the {what} ({n_reference} customers) has: "
+            f"{names}")
+    if n_current < SMALL_SNAPSHOT:
+        return (text + f"; with only {n_current} customers these columns or category levels "
+                "are constant or absent, so no feature is built from them: compare a snapshot "
+                f"of at least {SMALL_SNAPSHOT} customers")
+    return text + "; the snapshots' columns differ: give both the same columns (and config)"
+
+
 def compare_snapshots(reference, current, *, model=None, alpha: float = 0.05,
                       n_resamples: int = 2000, seed: int = 0,
                       choose_current_k: bool = True) -> DriftReport:
@@ -517,12 +536,14 @@ def compare_snapshots(reference, current, *, model=None, alpha: float = 0.05,
     else:
         numeric = [*rf.numeric, *rf.binary]
         categorical = list(rf.categorical)
+    if rf.frame.empty or cf.frame.empty:
+        empty = reference if rf.frame.empty else current
+        raise InputError("the snapshot has no customers left to compare (every row was excluded "
+                         "or the table is empty)", file=str(empty.path or empty.name))
     missing = [c for c in [*numeric, *categorical] if c not in cf.frame.columns]
     if missing:
-        raise InputError(f"the current snapshot lacks features the reference has: "
-                         f"{', '.join(missing)}", file=str(current.path or current.name))
-    if rf.frame.empty or cf.frame.empty:
-        raise InputError("a snapshot has no customers", file=str(current.path or current.name))
+        raise InputError(missing_features_message(missing, len(cf.frame), len(rf.frame)),
+                         file=str(current.path or current.name))
     feats = compare_features(rf.frame, cf.frame, numeric, categorical, alpha=alpha,
                              n_resamples=n_resamples, seed=seed)
     seg = None

@@ -29,14 +29,26 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from custseg.cleaning import DISCOUNT_FLAGS, RETURN_FLAGS
+from custseg.cleaning import (
+    DISCOUNT_FLAGS,
+    RETURN_FLAGS,
+    drops_duplicate_lines,
+    duplicates_policy,
+    kept_duplicates_note,
+)
 from custseg.config import FeatureConfig, TableConfig
-from custseg.derive import CANCELLATION_PREFIX, NO_LABEL
+from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, cap_label_sql
 from custseg.errors import InputError
 from custseg.features import DUCKDB, Behaviour, transaction_features
 from custseg.io.readers import NA_VALUES, _open_sample, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
-from custseg.parsing import DATE_FORMATS
+from custseg.parsing import DATE_FORMATS as _ALL_DATE_FORMATS
+from custseg.parsing import (
+    IMPLAUSIBLE_FUTURE,
+    date_error,
+    date_plausibility,
+    no_lines_before_as_of,
+)
 from custseg.roles import has_money, transaction_inference
 from custseg.roles_infer import Inference
 
@@ -44,6 +56,16 @@ from custseg.roles_infer import Inference
 AUTO_MIN_BYTES = 64 * 1024 * 1024
 AUTO_MIN_ROWS = 1_000_000
 STEPS = 7  # progress steps of the cleaning
+
+
+# formats DuckDB's strptime reads as pandas does; fractions of a second and UTC offsets ("Z",
+# "+02:00") differ (DuckDB's %z rejects "Z"), so such columns go through the pandas path
+DATE_FORMATS = [f for f in _ALL_DATE_FORMATS if "%z" not in f and "%f" not in f]
+
+
+def _check_format(fmt: str | None) -> None:
+    if fmt is not None and ("%z" in fmt or "%f" in fmt):
+        raise Unsupported(f"date format {fmt}")
 
 
 class Unsupported(Exception):
@@ -76,6 +98,8 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
     con = duckdb.connect()
     con.execute(f"SET threads TO {int(threads or os.cpu_count() or 1)}")
     con.execute("SET enable_progress_bar = false")
+    # an aware timestamp (Parquet) becomes naive UTC, as on the pandas path, not local time
+    con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     if memory_limit:
         con.execute("SET memory_limit = ?", [memory_limit])
@@ -436,7 +460,7 @@ def _build_lines(con: duckdb.DuckDBPyConnection, columns: list[str], types: dict
         sel.append(f"{_id_expr(roles['order_id'], types[roles['order_id']])} AS order_raw")
     for role in ("category", "channel"):
         if role in roles:
-            sel.append(f"{_text_expr(roles[role], types[roles[role]])} AS {role}")
+            sel.append(f"{cap_label_sql(_text_expr(roles[role], types[roles[role]]))} AS {role}")
     if "is_return" in roles:
         sel.append(f"lower({_text_expr(roles['is_return'], types[roles['is_return']])}) AS flag")
     if "discount" in roles:
@@ -490,9 +514,14 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
     n_rows, n_ids, bad = _count_lines(con, roles, date_fmt)
     src = ledger.source("transactions", file, n_rows)
     _stop_on_missing_or_bad(con, file, roles, n_ids, bad, on_invalid)
-    first = _first_rules(date_fmt)
-    as_of = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"])
-    later = _later_rules(roles, as_of, window_days)
+    drop_dups = drops_duplicate_lines(cfg, roles)
+    src.duplicates = duplicates_policy(cfg, roles)
+    if not drop_dups and (n_dups := con.execute("SELECT count(*) FROM dups").fetchone()[0]):
+        ledger.warn("duplicates", kept_duplicates_note(file, int(n_dups), cfg))
+    first = _first_rules(date_fmt, drop_dups)
+    as_of, implausible = _as_of(con, first, as_of, file=file, date_col=roles["timestamp"],
+                                ledger=ledger)
+    later = [*implausible, *_later_rules(roles, as_of, window_days)]
     _judge(con, [*first, *later])
     _check_number_columns(con, roles, later, file)
     clean = _clean_columns(con, roles)
@@ -518,6 +547,7 @@ def _first_date_format(con: duckdb.DuckDBPyConnection, date_col: str, types: dic
     """
     if _is_date_type(types[date_col]):
         return None, True
+    _check_format(fmt)
     date_fmt, head = _candidate_date_format(con, date_col, types[date_col], fmt)
     # pandas must read the first values with it too, as on the pandas path
     pandas_reads = date_fmt is not None and pd.to_datetime(
@@ -564,8 +594,7 @@ def _count_lines(con: duckdb.DuckDBPyConnection, roles: dict[str, str], date_fmt
     """One pass over the lines: how many there are, how many have an id, and for each parsed
     column (the date, then quantity, price and amount, as the pandas path parses them) how
     many values are unparseable and the first row of one: (column, message, count, row)."""
-    checks = [(roles["timestamp"], "ts_bad", f"cannot parse as a date with format {date_fmt}")] \
-        if date_fmt else []
+    checks = [(roles["timestamp"], "ts_bad", date_fmt)] if date_fmt else []  # (date_error)
     for role in NUMBER_ROLES:
         if role in roles:
             checks.append((roles[role], f"{role}_bad", "cannot parse as a number"))
@@ -592,15 +621,17 @@ def _stop_on_missing_or_bad(con: duckdb.DuckDBPyConnection, file: str, roles: di
         if n_bad:
             _ensure_raw(con)
             value = con.execute(f"SELECT {_q(col)} FROM raw WHERE __row = ?", [row]).fetchone()[0]
-            raise InputError(f"{msg} ({n_bad} such values)", file=file, column=col,
-                             row=int(row), value=value)
+            text = (date_error(msg, n_bad, value) if col == roles["timestamp"]
+                    else f"{msg} ({n_bad} such values)")
+            raise InputError(text, file=file, column=col, row=int(row), value=value)
 
 
-def _first_rules(date_fmt: str | None) -> list[Rule]:
+def _first_rules(date_fmt: str | None, drop_dups: bool = True) -> list[Rule]:
     """The rules that decide which lines the as-of date is read from, in the pandas path's
     order."""
-    rules = [("missing customer_id", "id IS NULL"),
-             ("duplicate row", "__row IN (SELECT __row FROM dups)")]
+    rules = [("missing customer_id", "id IS NULL")]
+    if drop_dups:
+        rules.append(("duplicate row", "__row IN (SELECT __row FROM dups)"))
     if date_fmt:
         rules.append(("unparseable date", "ts_bad"))
     rules.append(("missing date", "ts IS NULL"))
@@ -613,15 +644,32 @@ def _first_reason(rules: list[Rule]) -> str:
 
 
 def _as_of(con: duckdb.DuckDBPyConnection, first: list[Rule], as_of: date | None, *,
-           file: str, date_col: str) -> date:
-    """The as-of date: given, or the last date of the lines the first rules keep (which must
-    have a date)."""
-    top, kept_ts = con.execute(f"SELECT max(ts), count(ts) FROM lines "
-                               f"WHERE {_first_reason(first)} IS NULL").fetchone()
-    if not kept_ts:
+           file: str, date_col: str, ledger: Ledger) -> tuple[date, list[Rule]]:
+    """The as-of date: given, or the last plausible date of the lines the first rules keep
+    (which must have a date); and the rule excluding implausible future dates (the pandas
+    path's :func:`~custseg.parsing.date_plausibility`, from the same counts per day)."""
+    days = con.execute(f"SELECT CAST(ts AS DATE) AS d, count(*) AS n, max(ts) AS top FROM lines "
+                       f"WHERE {_first_reason(first)} IS NULL AND ts IS NOT NULL GROUP BY d"
+                       ).fetchdf()
+    if days.empty:
         raise InputError("column has no values at all (every cell is empty)", file=file,
                          column=date_col)
-    return top.date() if as_of is None else as_of
+    counts = pd.Series(days["n"].to_numpy(), index=pd.to_datetime(days["d"]))
+    cutoff, warning = date_plausibility(counts)
+    if warning:
+        ledger.warn("dates", f"{file}, column '{date_col}': {warning}")
+    rules: list[Rule] = []
+    if as_of is None:
+        tops = pd.to_datetime(days["top"])
+        if cutoff is not None:
+            rules.append((IMPLAUSIBLE_FUTURE, f"ts >= TIMESTAMP '{cutoff.isoformat()}'"))
+            tops = tops[tops < cutoff]
+        as_of = tops.max().date()
+    cut = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    if not (counts.index < cut).any():
+        raise InputError(no_lines_before_as_of(as_of, counts.index.min()), file=file,
+                         column=date_col)
+    return as_of, rules
 
 
 def _later_rules(roles: dict[str, str], as_of: date, window_days: int | None) -> list[Rule]:

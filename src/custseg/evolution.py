@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from custseg.drift import PSI_MAJOR, PSI_MATERIAL, compare_features, verdict
+from custseg.drift import (
+    PSI_MAJOR,
+    PSI_MATERIAL,
+    compare_features,
+    missing_features_message,
+    verdict,
+)
 from custseg.errors import InputError
 from custseg.results.evolution import EvolutionReport, Migration, RetrainAdvice
 from custseg.snapshots import Snapshot
@@ -139,7 +145,9 @@ def evolve(snapshots: list[Snapshot], *, model=None, config=None, alpha: float =
         missing = [c for c in [*pre.numeric, *pre.binary, *pre.categorical]
                    if c not in s.features.frame.columns]
         if missing:
-            raise InputError(f"snapshot lacks the model's features: {', '.join(missing)}",
+            raise InputError(missing_features_message(missing, s.n_customers,
+                                                      int(manifest.get("training", {})
+                                                          .get("n_customers", 0)), "model"),
                              file=str(s.path or s.name))
         lab = seg_model.predict(pre.transform(s.features.frame))
         labels.append(pd.Series(lab, index=s.features.frame.index))

@@ -29,6 +29,7 @@ from custseg.derive import (
     EDUCATION_LEVELS,
     NUMERIC_ROLES,
     NumericRole,
+    cap_label,
 )
 from custseg.errors import CustsegError
 from custseg.preprocess import ONE_HOT_SCALE, ColumnSpec
@@ -103,6 +104,12 @@ def text(t: str | None) -> str | None:
     if not _safe(t):
         raise Fallback
     return t
+
+
+def label(t: str | None) -> str | None:
+    """:func:`text` for a category value: long values capped as the batch path caps them."""
+    v = text(t)
+    return None if v is None else cap_label(v)
 
 
 def education_level(t: str | None) -> float:
@@ -288,7 +295,7 @@ class FastScorer:
     def _role_value(self, step: _Step, t: str | None) -> float | str | None:
         """A demographic feature: the role's rule from :mod:`custseg.derive` on the value."""
         if step.kind == "category":
-            return text(t)
+            return label(t)
         if step.kind == "education":
             return education_level(t)
         rule = step.rule
@@ -300,11 +307,11 @@ class FastScorer:
     def _other_value(other: _Other, t: str | None) -> float | str | None:
         """A column without a role: a number, or text when it cannot be one (nor a date)."""
         if other.forced == "categorical":
-            return text(t)
+            return label(t)
         if t is None or t == "" or _NUMBER.fullmatch(t):
             return number(t or None)
         if other.forced is None and _safe(t) and not any(ch.isnumeric() for ch in t):
-            return t  # no digit at all: cannot parse as a number, cannot be a date
+            return cap_label(t)  # no digit at all: not a number, cannot be a date
         raise Fallback
 
     # ---------------------------------------------------------------- the model matrix

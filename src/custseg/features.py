@@ -12,6 +12,7 @@ can differ in its last bits from run to run, and the same input must give the sa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,6 +63,8 @@ class FeatureTable:
     value_column: str | None
     definitions: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # e.g. category_share -> columns
+    outcomes: list[str] = field(default_factory=list)  # profiled per segment, never modelled
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit ("k$") from its column
 
     @property
     def model_columns(self) -> list[str]:
@@ -207,6 +210,37 @@ ORDER BY b.customer_id
 """
 
 
+# the value model's inputs per customer (BG/NBD and Gamma-Gamma, see custseg.value): purchase days
+# (same-day lines merged, returns left out), in whole days; pipeline turns them into P(alive),
+# expected purchases and CLV and drops them
+VALUE_INPUTS = ("value_repeat_days", "value_recency_days", "value_age_days", "value_repeat_spend")
+
+
+def purchase_days_sql(dialect: Dialect, as_of: date | None = None) -> str:
+    """Per customer, over the clean lines of ``tx``: the number of repeat purchase days, the days
+    from the first to the last purchase day, from the first purchase day to the as-of date, and
+    the mean spend of a repeat purchase day (NULL without repeat days or amounts)."""
+    d = dialect
+    return f"""
+WITH days AS (
+    SELECT customer_id, CAST(ts AS DATE) AS day, sum({MONEY}) AS spend
+    FROM tx WHERE NOT is_return
+    GROUP BY customer_id, CAST(ts AS DATE)
+),
+ranked AS (
+    SELECT customer_id, day, spend, min(day) OVER (PARTITION BY customer_id) AS first_day
+    FROM days
+)
+SELECT customer_id,
+       CAST(count(*) - 1 AS DOUBLE) AS value_repeat_days,
+       CAST({d.days_to("min(day)", as_of)} - {d.days_to("max(day)", as_of)} AS DOUBLE)
+           AS value_recency_days,
+       CAST({d.days_to("min(day)", as_of)} AS DOUBLE) AS value_age_days,
+       CAST(avg(CASE WHEN day > first_day THEN spend END) AS DOUBLE) AS value_repeat_spend
+FROM ranked GROUP BY customer_id ORDER BY customer_id
+"""
+
+
 # share features: (source column, column prefix, measure per customer and level, group name)
 SHARE_FEATURES = (
     ("category", "cat_share", "spend", "category_share"),
@@ -270,6 +304,7 @@ def behaviour_features(query: Query, dialect: Dialect, columns: list[str] | set[
     # one aggregation computes every feature, shares included: one row per customer returns
     out = query(transaction_feature_sql(dialect, columns, as_of, specs)).set_index("customer_id")
     out = out.rename(columns=names)
+    out = query(purchase_days_sql(dialect, as_of)).set_index("customer_id").join(out, how="right")
     for group, cols in groups.items():
         fixed = fixed_groups.get(group)
         if fixed is not None:  # every model column, in the model's order (0 for unseen levels)
@@ -301,12 +336,11 @@ def transaction_features(tx: TransactionTable | None, cfg: FeatureConfig,
     if as_of is None:
         raise ValueError("transaction_features needs the as-of date (tx.as_of or as_of=)")
     own = con is None
+    kept = getattr(_THREAD, "con", None) if own else None
     if own:
         if tx is None:
             raise ValueError("transaction_features needs tx or con")
-        con = duckdb.connect()
-        con.execute("SET threads TO 2")
-        con.execute("SET enable_progress_bar = false")
+        con = kept if kept is not None else _scratch_connection()
         con.register("tx", tx.frame)
     assert con is not None
     try:
@@ -318,8 +352,30 @@ def transaction_features(tx: TransactionTable | None, cfg: FeatureConfig,
 
         return behaviour_features(query, DUCKDB, columns, as_of, cfg, fixed_groups)
     finally:
-        if own:
+        if kept is not None:
+            con.unregister("tx")
+        elif own:
             con.close()
+
+
+def _scratch_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection set up for :func:`transaction_features`."""
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+_THREAD = threading.local()
+
+
+def keep_connection() -> None:
+    """Let :func:`transaction_features` keep one DuckDB connection for the calling thread
+    instead of opening one per call (opening costs tens of milliseconds; the scoring API's
+    threads call this, as the ThreadPoolExecutor initializer, for small requests). The
+    queries and settings are the same; only the registered frame changes between calls."""
+    if getattr(_THREAD, "con", None) is None:
+        _THREAD.con = _scratch_connection()
 
 
 @dataclass
@@ -406,13 +462,17 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         else:
             frame = demo
         numeric += [c for c in customers.numeric if c not in numeric]
-        descriptive += [c for c in customers.profiled if c not in descriptive]
         binary += customers.binary
         categorical += customers.categorical
         frame, pre = _pre_aggregated(frame, customers, groups)
         numeric += [c for c in pre if c not in numeric]
-        if not has_tx and "monetary" in frame.columns:
+        if not has_tx and customers.value_column in frame.columns:
+            value_column = customers.value_column
+            if value_column not in [*numeric, *binary]:
+                descriptive.append(value_column)
+        elif not has_tx and "monetary" in frame.columns:
             value_column = "monetary"
+        descriptive += [c for c in customers.outcomes if c not in descriptive]
     else:
         frame = beh
 
@@ -437,7 +497,12 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         descriptive.append("online_share")
 
     if len(frame) == 0:
-        raise InputError("no customer is left to segment after cleaning; see excluded.csv",
+        why = "; ".join(
+            f"{src.rows_read} {name} rows read, excluded: " + ", ".join(
+                f"{n} {reason}" for reason, n in src.excluded.most_common(3))
+            for name, src in ledger.sources.items() if src.excluded)
+        raise InputError("no customer is left to segment after cleaning"
+                         + (f" ({why})" if why else ""),
                          file=customers.file if customers is not None
                          else behaviour.file if behaviour is not None else None)
 
@@ -465,6 +530,8 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
     frame = _sort_by_id(frame)
     return FeatureTable(frame=frame, numeric=numeric, binary=binary, categorical=categorical,
                         descriptive=descriptive, as_of=as_of, value_column=value_column,
+                        outcomes=list(customers.outcomes) if customers is not None else [],
+                        units=dict(customers.units) if customers is not None else {},
                         definitions=definitions, groups=groups)
 
 

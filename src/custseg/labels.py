@@ -28,3 +28,19 @@ def feature_label(name: str) -> str:
         return f"{feature_label(col)}: {level}"
     text = name.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+def money(x: float | None, currency: str = "") -> str:
+    """An amount in the data's currency, one format everywhere: "£1.2M", "$45,310", "812",
+    "7.50".
+
+    >>> money(1234567, "£"), money(45310.4, "$"), money(7.5)
+    ('£1.2M', '$45,310', '7.50')
+    """
+    if x is None or x != x or x in (float("inf"), float("-inf")):
+        return "n/a"
+    sign = "-" if x < 0 else ""
+    a = abs(x)
+    body = (f"{a / 1e9:.1f}B" if a >= 1e9 else f"{a / 1e6:.1f}M" if a >= 1e6
+            else f"{a:,.0f}" if a >= 100 else f"{a:,.2f}")
+    return f"{sign}{currency}{body}"

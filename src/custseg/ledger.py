@@ -26,6 +26,7 @@ class SourceLedger:
     rows_read: int = 0
     excluded: Counter = field(default_factory=Counter)
     returns: int = 0
+    duplicates: str | None = None  # what was done with identical lines, and why
 
     @property
     def rows_used(self) -> int:
@@ -38,6 +39,7 @@ class SourceLedger:
             "used": self.rows_used,
             "excluded": dict(sorted(self.excluded.items())),
             **({"returns_and_cancellations": self.returns} if self.returns else {}),
+            **({"duplicates": self.duplicates} if self.duplicates else {}),
         }
 
 

@@ -7,8 +7,12 @@ matched to it with the Hungarian algorithm so the same segment keeps its id.
 
 A saved model is a folder: ``manifest.json`` (format version, versions, feature schema,
 preprocessing parameters, segments with names, evidence and recommendations, training summary,
-sha256 of each array file) and ``centroids.npy``. Loading checks all of it and raises
-:class:`~custseg.errors.ModelFormatError` on any mismatch.
+sha256 of each array file, and ``content_sha256``: a SHA-256 of the manifest's own canonical
+content, which covers the array hashes too) and ``centroids.npy``. Loading checks all of it --
+the digest, the shapes, that every number is finite and that the segments match the model --
+and raises :class:`~custseg.errors.ModelFormatError` on any mismatch, so a hand-edited manifest
+(a scaler mean x1000, a segment removed, a centroid set to NaN) never loads silently. The digest
+guards against accidents and edits, not against someone who recomputes it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from custseg.io.writers import write_json, write_npy
 from custseg.preprocess import Preprocessor
 
 FORMAT = "custseg-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries content_sha256 (version 1 had none)
+DIGEST_KEY = "content_sha256"
 
 
 class SegmentModel:
@@ -215,6 +220,28 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's content without its own digest: canonical JSON (sorted keys,
+    no whitespace, non-finite numbers as null, as the written file holds them)."""
+    from custseg.io.writers import to_json
+
+    content = json.loads(to_json({k: v for k, v in manifest.items() if k != DIGEST_KEY}))
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _all_finite(obj: Any) -> bool:
+    """Whether every number in a JSON-like value is finite (and none was written as null)."""
+    if isinstance(obj, dict):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_all_finite(v) for v in obj)
+    if isinstance(obj, float):
+        return bool(np.isfinite(obj))
+    return True
+
+
 def save_model(path: str | Path, model: SegmentModel, preprocessor: Preprocessor,
                extra: dict[str, Any]) -> Path:
     """Write ``manifest.json`` and ``centroids.npy`` into the folder ``path``.
@@ -241,6 +268,7 @@ def save_model(path: str | Path, model: SegmentModel, preprocessor: Preprocessor
         **extra,
         "arrays": hashes,
     }
+    manifest[DIGEST_KEY] = manifest_digest(manifest)
     write_json(path / "manifest.json", manifest)
     return path
 
@@ -265,8 +293,14 @@ def load_model(path: str | Path) -> tuple[SegmentModel, Preprocessor, dict[str, 
         raise ModelFormatError(f"{mpath}: not a custseg model manifest")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        hint = ("; it was saved by an older custseg: run `custseg segment` again to save it in "
+                "the current format") if version == 1 else ""
         raise ModelFormatError(f"{mpath}: model format version {version!r} is not supported "
-                               f"(this custseg reads version {FORMAT_VERSION})")
+                               f"(this custseg reads version {FORMAT_VERSION}){hint}")
+    if manifest.get(DIGEST_KEY) != manifest_digest(manifest):
+        raise ModelFormatError(f"{mpath}: the manifest was changed after the model was saved "
+                               f"(its {DIGEST_KEY} does not match its content); refusing a "
+                               "model whose parameters may have been edited: save it again")
     try:
         hashes = manifest["arrays"]
         arrays = {}
@@ -289,7 +323,38 @@ def load_model(path: str | Path) -> tuple[SegmentModel, Preprocessor, dict[str, 
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{mpath}: incomplete or invalid manifest ({exc!r})") from None
+    _check_consistent(mpath, manifest, model, pre)
+    return model, pre, manifest
+
+
+def _check_consistent(mpath: Path, manifest: dict[str, Any], model: SegmentModel,
+                      pre: Preprocessor) -> None:
+    """Shapes, finite numbers and segments that agree with the model."""
+    path = mpath.parent
     if model.cluster_centers_.shape != (model.k, len(pre.feature_names_out_)):
         raise ModelFormatError(f"{path}: centroids shape {model.cluster_centers_.shape} does not "
                                f"match k={model.k} and {len(pre.feature_names_out_)} features")
-    return model, pre, manifest
+    if not np.isfinite(model.cluster_centers_).all():
+        raise ModelFormatError(f"{path}: centroids hold a value that is not a finite number")
+    for spec in pre.specs_:
+        nums = {"mean": spec.mean, "scale": spec.scale, "weight": spec.weight}
+        if spec.kind == "numeric":
+            nums.update(lo=spec.lo, hi=spec.hi)
+        bad = [k for k, v in nums.items()
+               if not isinstance(v, int | float) or not np.isfinite(v)]
+        if bad or not spec.scale > 0:
+            raise ModelFormatError(f"{mpath}: preprocessing of column '{spec.name}' has an "
+                                   f"invalid {', '.join(bad) or 'scale'} (not a finite number"
+                                   f"{'' if bad else ' above 0'})")
+    if not _all_finite(manifest.get("preprocessing")):
+        raise ModelFormatError(f"{mpath}: preprocessing holds a value that is not finite")
+    ids = model.segment_ids_
+    if len(ids) != model.k or len(set(ids.tolist())) != model.k:
+        raise ModelFormatError(f"{mpath}: {len(ids)} segment ids for k={model.k} segments")
+    segments = manifest.get("segments")
+    if segments is not None:
+        listed = sorted(int(s.get("segment_id", -1)) for s in segments
+                        if isinstance(s, dict))
+        if listed != sorted(ids.tolist()):
+            raise ModelFormatError(f"{mpath}: the segments listed ({listed}) do not match the "
+                                   f"model's segment ids ({sorted(ids.tolist())})")

@@ -89,4 +89,5 @@ def _model_extra(result: SegmentationResult) -> dict:
                      for s in result.profiles.segments],
         "training": {"n_customers": int(len(result.labels)), "k_selection_reason":
                      result.selection.reason, "inputs": result.inputs},
+        "value_model": result.value_model if (result.value_model or {}).get("bgnbd") else None,
     }

@@ -16,13 +16,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from custseg.derive import MAX_LABEL_CHARS, cap_label
 from custseg.errors import InputError
 
 DATE_FORMATS = [  # month-first before day-first: an all-ambiguous column reads month-first
     "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y/%m/%d",
     "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y %H:%M",
     "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d/%m/%Y %H:%M", "%d-%m-%Y %H:%M", "%Y%m%d",
+    # ISO 8601 with fractions of a second or a UTC offset ("Z", "+02:00"): read as naive UTC
+    "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z",
 ]
+
+
+def to_naive_utc(text: pd.Series, fmt: str) -> pd.Series:
+    """``pd.to_datetime`` with one format (or "mixed"), unparseable values NaT; values with a
+    UTC offset ("Z", "+02:00") are converted to UTC and returned without a time zone, so that
+    every date the pipeline compares is naive UTC (offsets may differ from row to row)."""
+    aware = fmt == "mixed" or "%z" in fmt
+    values = pd.to_datetime(text, format=fmt, errors="coerce", utc=aware)
+    if aware:
+        values = values.dt.tz_convert(None)
+    return values
 
 
 def _first_bad(frame_rows: np.ndarray, raw: pd.Series, bad: np.ndarray) -> tuple[int, object]:
@@ -96,7 +111,8 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     <= 12 reads month-first, and one with a day > 12 in the first field reads day-first.
     """
     if pd.api.types.is_datetime64_any_dtype(raw):
-        values = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else raw
+        # an aware column (Parquet, a database) is converted to UTC, like offsets in text
+        values = raw.dt.tz_convert(None) if getattr(raw.dt, "tz", None) else raw
         return values.astype("datetime64[ns]"), np.zeros(len(raw), dtype=bool)
     text = raw.astype("string").str.strip()
     present = (text.notna() & (text != "")).to_numpy()
@@ -106,21 +122,21 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     # score formats on values spread over the whole column, not just its head
     idx = np.flatnonzero(present)
     sample = text.iloc[idx[np.linspace(0, len(idx) - 1, min(len(idx), 2000)).astype(int)]]
-    ok_counts = [(f, int(pd.to_datetime(sample, format=f, errors="coerce").notna().sum()))
+    ok_counts = [(f, int(to_naive_utc(sample, f).notna().sum()))
                  for f in formats]
     full = [f for f, ok in ok_counts if ok == len(sample)]
     values, best_fmt = None, None
     for f in full:  # in DATE_FORMATS order: month-first before day-first when both parse
-        v = pd.to_datetime(text, format=f, errors="coerce")
+        v = to_naive_utc(text, f)
         if not (present & v.isna().to_numpy()).any():
             values, best_fmt = v, f
             break
     if values is None:
         best_fmt, best_ok = max(ok_counts, key=lambda t: t[1])
-        values = pd.to_datetime(text, format=best_fmt, errors="coerce")
+        values = to_naive_utc(text, best_fmt)
         if best_ok == 0 and not fmt:
             # nothing matched a known format: let pandas try per value (mixed formats)
-            values = pd.to_datetime(text, format="mixed", errors="coerce")
+            values = to_naive_utc(text, "mixed")
     # dates a customer table can hold: anything else (year -1, year 9999) is unparseable
     values = values.where((values >= pd.Timestamp("1800-01-01"))
                           & (values < pd.Timestamp("2262-01-01")))
@@ -128,8 +144,7 @@ def parse_dates(raw: pd.Series, *, file: str, column: str, rows: np.ndarray,
     bad = present & values.isna().to_numpy()
     if bad.any() and on_invalid == "error":
         row, value = _first_bad(rows, raw, bad)
-        hint = f" with format {best_fmt}" if best_fmt else ""
-        raise InputError(f"cannot parse as a date{hint} ({int(bad.sum())} such values)",
+        raise InputError(date_error(best_fmt, int(bad.sum()), value),
                          file=file, column=column, row=row, value=value)
     return values, bad
 
@@ -142,9 +157,16 @@ def clean_ids(raw: pd.Series) -> pd.Series:
 
 
 def clean_text(raw: pd.Series) -> pd.Series:
-    """Text, stripped; blank cells become missing."""
+    """Text, stripped; blank cells become missing; a value longer than
+    :data:`~custseg.derive.MAX_LABEL_CHARS` is capped (:func:`~custseg.derive.cap_label`), as
+    it may become a category level, a feature name and a label in every output."""
     s = raw.astype("string").str.strip()
-    return s.where(s != "")
+    s = s.where(s != "")
+    long = (s.str.len() > MAX_LABEL_CHARS).fillna(False).to_numpy(dtype=bool)
+    if long.any():
+        s = s.copy()
+        s[long] = [cap_label(v) for v in s[long]]
+    return s
 
 
 def check_not_all_missing(series: pd.Series, file: str, column: str,
@@ -153,3 +175,86 @@ def check_not_all_missing(series: pd.Series, file: str, column: str,
     customer with a blank cell)."""
     if not scoring and series.isna().all():
         raise InputError("column has no values at all (every cell is empty)", file=file, column=column)
+
+
+# --------------------------------------------------------------------------------------------
+# plausible dates: the same rule for the pandas, DuckDB and Spark paths, computed from the
+# number of lines per day (which every engine can count exactly)
+
+FUTURE_QUANTILE = 0.99       # "the bulk of the data": the day by which 99% of the lines happened
+FUTURE_MARGIN_DAYS = 366     # a date more than this after it is implausible
+PAST_MARGIN_DAYS = 20 * 365  # a date this long before the first 1% of the lines warns
+IMPLAUSIBLE_FUTURE = (f"implausible future date (over {FUTURE_MARGIN_DAYS} days after "
+                      f"{FUTURE_QUANTILE:.0%} of the dates)")
+
+
+def _day_quantile(days: np.ndarray, counts: np.ndarray, q: float) -> np.datetime64:
+    """The day at quantile ``q`` of the lines (the first day whose cumulative count reaches
+    ``q`` of all lines), exact and the same whatever engine counted the days."""
+    order = np.argsort(days)
+    days, counts = days[order], counts[order]
+    cum = np.cumsum(counts)
+    return days[int(np.searchsorted(cum, q * cum[-1], side="left"))]
+
+
+def date_plausibility(day_counts: pd.Series, *, what: str = "lines"
+                      ) -> tuple[pd.Timestamp | None, str | None]:
+    """The cutoff beyond which dates are implausible, and a warning about far-past dates.
+
+    ``day_counts``: the number of lines per day (index: the days, as timestamps at midnight).
+    Returns ``(cutoff, warning)``: ``cutoff`` is the first instant excluded (None when no date
+    lies beyond the horizon: more than :data:`FUTURE_MARGIN_DAYS` after the day by which
+    :data:`FUTURE_QUANTILE` of the lines had happened); ``warning`` names dates long before the
+    bulk of the data (kept: old customers and archives exist), or is None.
+
+    >>> days = pd.Series([500, 500, 20], index=pd.to_datetime(["2024-01-01", "2024-06-01",
+    ...                                                          "2200-01-01"]))
+    >>> date_plausibility(days)[0]
+    Timestamp('2025-06-02 00:00:00')
+    """
+    day_counts = day_counts[day_counts > 0]
+    if day_counts.empty:
+        return None, None
+    days = pd.DatetimeIndex(day_counts.index).to_numpy(dtype="datetime64[D]")
+    counts = day_counts.to_numpy(dtype="int64")
+    bulk = _day_quantile(days, counts, FUTURE_QUANTILE)
+    horizon = bulk + np.timedelta64(FUTURE_MARGIN_DAYS, "D")
+    cutoff = pd.Timestamp(horizon + np.timedelta64(1, "D")) if days.max() > horizon else None
+    start = _day_quantile(days, counts, 1 - FUTURE_QUANTILE)
+    old = days < start - np.timedelta64(PAST_MARGIN_DAYS, "D")
+    warning = None
+    if old.any():
+        warning = (f"{int(counts[old].sum())} {what} dated long before the bulk of the data "
+                   f"(the earliest {pd.Timestamp(days[old].min()).date()}, while 99% are on or "
+                   f"after {pd.Timestamp(start).date()}); kept, check them")
+    return cutoff, warning
+
+
+def no_lines_before_as_of(as_of: object, first: object) -> str:
+    """The message when no line is dated on or before the as-of date."""
+    return (f"no transactions on or before the as-of date {as_of} (the first is dated "
+            f"{pd.Timestamp(first).date()}); give a later --as-of")
+
+
+def date_error(fmt: str | None, n_bad: int, value: object) -> str:
+    """The message for an unusable date (``value``, the first of ``n_bad``): a date the format
+    reads but outside the years a table can hold (before 1800, after 2261) says so, rather
+    than "cannot parse"."""
+    if fmt and fmt != "mixed" and isinstance(value, str):
+        from datetime import datetime
+
+        try:
+            datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            pass
+        else:
+            return (f"implausible date: it matches the format {fmt} but lies outside the years "
+                    f"1800 to 2261 ({n_bad} unusable dates)")
+    hint = f" with format {fmt}" if fmt else ""
+    if fmt and fmt != "mixed" and isinstance(value, str):
+        other = to_naive_utc(pd.Series([value.strip()], dtype="string"), "mixed").iloc[0]
+        if pd.notna(other):  # a date, written another way: the column mixes formats
+            return (f"cannot parse as a date{hint}: the column mixes date formats (this value "
+                    f"is a date written another way; {n_bad} values do not match the format "
+                    "the others use); write every date in one format, or set date_format")
+    return f"cannot parse as a date{hint} ({n_bad} such values)"

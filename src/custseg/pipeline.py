@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -27,26 +27,31 @@ from custseg.cleaning import (
     restrict_to_customers,
 )
 from custseg.config import Config
+from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
 from custseg.errors import ConfigError, InputError
-from custseg.features import FeatureTable, build_features
+from custseg.features import VALUE_INPUTS, FeatureTable, build_features
+from custseg.io.db import DbSource, read_db
 from custseg.io.readers import read_table
 from custseg.ledger import Ledger
 from custseg.model import SegmentModel
 from custseg.preprocess import Preprocessor
 from custseg.profile import (
+    SegmentFacts,
     fit_projection,
     load_rules,
     name_segments,
     profile_segments,
     segment_map,
+    value_by_segment,
 )
 from custseg.recommend import recommend
 from custseg.results.segmentation import KSelection, SegmentationResult
-from custseg.selection import choose_k, silhouette_profile
+from custseg.selection import choose_k, restate_structure, silhouette_profile
+from custseg.value import VALUE_COLUMNS, HoldoutRun, holdout_from_lines, value_from_days
 
 Progress = Callable[[str, int, int], None]
-Source = str | Path | pd.DataFrame | None
+Source = str | Path | pd.DataFrame | DbSource | None
 #: draws report charts that need only the k selection (PNG bytes by name): a big run calls it
 #: while its final K-Means runs (the caller supplies it: the pipeline imports no renderer)
 SelectionCharts = Callable[[KSelection], dict[str, bytes]]
@@ -78,11 +83,15 @@ class StageTimer:
 OVERLAP_ROWS = 200_000
 
 
-def _load(source: Source, cfg_path: str | None, label: str, delimiter: str | None,
+def _load(source: Source, cfg_path: str | DbSource | None, label: str, delimiter: str | None,
           encoding: str | None) -> tuple[pd.DataFrame | None, str | None]:
     source = source if source is not None else cfg_path
     if source is None:
         return None, None
+    if isinstance(source, DbSource):
+        # a PostgreSQL table or query: the same text frame as a file's (io.db); the label names
+        # the server without its password
+        return read_db(source), source.label
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise InputError(f"the {label} table has no rows", file=f"<{label} DataFrame>")
@@ -101,6 +110,9 @@ class PreparedData:
     ignored_columns: dict[str, str]
     fences: dict[str, float | None] = field(default_factory=dict)
     transactions_engine: str | None = None   # "duckdb" or "pandas": where they were cleaned
+    currency: str | None = None              # the symbol the amount / value column names show
+    value_model: dict | None = None          # what the value model fitted (add_value_columns)
+    holdout: HoldoutRun | None = None        # the holdout check ([value] calibration_end)
     columns: list[dict] = field(default_factory=list)  # every input column: role, use, why
 
 
@@ -108,17 +120,19 @@ def prepare_data(customers: Source = None, transactions: Source = None, *,
                  config: Config | None = None, progress: Progress | None = None,
                  timings: dict[str, float] | None = None, scoring: bool = False,
                  fixed_groups: dict[str, list[str]] | None = None,
-                 fences: dict[str, float] | None = None) -> PreparedData:
+                 fences: dict[str, float] | None = None,
+                 ledger: Ledger | None = None) -> PreparedData:
     """Read, type, clean and aggregate the inputs into one feature row per customer.
 
     Shared by segmentation, scoring and drift so that every path builds features the same way.
     ``scoring=True`` keeps columns that are constant or empty in a small batch (see
-    :func:`~custseg.cleaning.prepare_customers`).
+    :func:`~custseg.cleaning.prepare_customers`). ``ledger``: record the row accounting there
+    (the caller can still read it when preparation fails, e.g. the API when no customer is left).
     """
     cfg = config or Config()
     seg = cfg.segmentation
     timer = StageTimer(timings if timings is not None else {}, progress)
-    ledger = Ledger()
+    ledger = ledger if ledger is not None else Ledger()
 
     tx_source = transactions if transactions is not None else cfg.transactions.path
     sql_tx = None
@@ -150,10 +164,12 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
                   ) -> PreparedData:
     seg = cfg.segmentation
     with timer.stage("read"):
-        cust_raw, cust_file = _load(customers, cfg.customers.path, "customers",
+        cust_raw, cust_file = _load(customers, cfg.db_source("customers") or cfg.customers.path,
+                                    "customers",
                                     cfg.customers.delimiter, cfg.customers.encoding)
         tx_raw, tx_file = (None, None) if sql_tx is not None else _load(
-            transactions, cfg.transactions.path, "transactions", cfg.transactions.delimiter,
+            transactions, cfg.db_source("transactions") or cfg.transactions.path, "transactions",
+            cfg.transactions.delimiter,
             cfg.transactions.encoding)
     if cust_raw is None and tx_raw is None and sql_tx is None:
         raise InputError("give a customers table, a transactions log, or both")
@@ -199,11 +215,17 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
                 e["use"] = "profiled" if f in feats.descriptive else "ignored"
                 e["reason"] += " (left out of the model by [features])"
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
+    holdout = _holdout(cfg, tx, sql_tx, as_of, timer)
+    tx_roles = tx.roles if tx is not None else sql_tx.roles if sql_tx is not None else {}
+    money_columns = [col for role, col in tx_roles.items() if role in ("amount", "unit_price")]
+    if cust is not None and cust.value_column:
+        money_columns.append(cust.value_column)
     engine = "duckdb" if sql_tx is not None else "pandas" if tx is not None else None
     return PreparedData(features=feats, ledger=ledger, as_of=as_of, files=files,
                         ignored_columns=dict(cust.ignored) if cust is not None else {},
                         fences=dict(cust.fences) if cust is not None else {},
-                        transactions_engine=engine, columns=columns)
+                        transactions_engine=engine, currency=infer_currency(money_columns),
+                        holdout=holdout, columns=columns)
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -235,6 +257,67 @@ def run_segmentation(customers: Source = None, transactions: Source = None, *,
                             timings=timings, selection_charts=selection_charts)
 
 
+def _holdout(cfg: Config, tx, sql_tx: SqlTransactions | None, as_of: date | None,
+             timer: StageTimer) -> HoldoutRun | None:
+    """The holdout check when ``[value] calibration_end`` is set: the value model fitted on the
+    purchases up to it, its predictions compared with the purchases after it."""
+    v = cfg.value
+    if v.calibration_end is None or not v.enabled:
+        return None
+    with timer.stage("holdout check"):
+        if tx is not None:
+            f = tx.frame
+            lines = f.loc[~f["is_return"].to_numpy(bool), ["customer_id", "ts", "amount"]]
+            source = tx.file
+        elif sql_tx is not None:
+            lines = sql_tx.con.execute(
+                "SELECT customer_id, ts, CAST(amount AS DOUBLE) AS amount FROM tx "
+                "WHERE NOT is_return").df()
+            source = sql_tx.file
+        else:
+            raise ConfigError("--calibration-end needs a transactions log")
+        return holdout_from_lines(lines, calibration_end=v.calibration_end, as_of=as_of,
+                                  unit_days=v.unit_days, source=source)
+
+
+def add_value_columns(data: PreparedData, cfg: Config) -> PreparedData:
+    """P(alive), expected purchases, expected spend and CLV per customer (BG/NBD + Gamma-Gamma,
+    :mod:`custseg.value`), fitted on the driver from the purchase-day inputs every engine
+    aggregates; added as descriptive columns (profiled, never clustered on). The inputs
+    themselves are dropped. A log the model cannot support is noted, not fatal."""
+    f = data.features
+    if not set(VALUE_INPUTS) <= set(f.frame.columns):
+        return data
+    frame = f.frame.drop(columns=list(VALUE_INPUTS))
+    info: dict | None = None
+    descriptive = list(f.descriptive)
+    if cfg.value.enabled:
+        v = cfg.value
+        try:
+            run = value_from_days(f.frame[list(VALUE_INPUTS)], unit_days=v.unit_days,
+                                  horizon_months=v.horizon_months,
+                                  monthly_discount=v.monthly_discount, as_of=data.as_of)
+        except InputError as exc:
+            info = {"note": f"value model not fitted: {exc.message}"}
+            data.ledger.warn("value", info["note"])
+        else:
+            info = run.info
+            # a log without amounts (ids and dates) has no spend: purchases and P(alive) only
+            money = "monetary" in f.frame.columns
+            if not money:
+                info["note_money"] = ("the log has no amounts: expected spend and CLV are not "
+                                      "computed (P(alive) and expected purchases need dates only)")
+            for c in VALUE_COLUMNS:
+                if not money and c in ("expected_spend", "clv"):
+                    continue
+                if run.columns[c].notna().any():
+                    frame[c] = run.columns[c]
+                    descriptive.append(c)
+            info["at_risk_below"] = v.at_risk_below
+    feats = replace(f, frame=frame, descriptive=descriptive)
+    return replace(data, features=feats, value_model=info)
+
+
 # the K-Means steps an engine may replace (custseg.spark runs them on a cluster):
 # choose(X, k_min=, k_max=, seed=, selection_sample=, silhouette_sample=, bootstrap=, progress=)
 ChooseK = Callable[..., KSelection]
@@ -256,6 +339,8 @@ def segment_prepared(data: PreparedData, *, config: Config | None = None,
     """
     cfg = config or Config()
     timer = StageTimer(timings if timings is not None else {}, progress)
+    with timer.stage("value model"):
+        data = add_value_columns(data, cfg)
     feats = data.features
     with timer.stage("preprocess"):
         pre = Preprocessor(numeric=feats.numeric, binary=feats.binary,
@@ -294,6 +379,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
             selection.overridden = True
             selection.reason = (f"k={fixed_k} was set by the user (--k); the evidence-based rule "
                                 f"would choose: {selection.reason}")
+            restate_structure(selection)  # the verdict is about the k used
     assert selection is not None
     projection = None
     charts: dict[str, bytes] = {}
@@ -343,15 +429,37 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         smap = segment_map(X, labels, model.cluster_centers_, model.segment_ids_, seed=seg.seed,
                            projection=projection)
         rules = load_rules(cfg.naming_rules)
-        name_segments(profiles, rules)
-        recommend(profiles, rules)
+        facts = SegmentFacts(feats, labels)
+        value_by_segment(profiles, feats, labels, at_risk_below=cfg.value.at_risk_below)
+        name_segments(profiles, rules, facts)
+        currency = cfg.report.currency if cfg.report.currency is not None else data.currency
+        recommend(profiles, rules, currency or "", facts=facts, outcomes=feats.outcomes,
+                  horizon_months=cfg.value.horizon_months)
 
     return SegmentationResult(
         config=cfg, inputs=data.files, as_of=data.as_of, ledger=data.ledger, features=feats,
         preprocessor=pre, matrix=X, selection=selection, model=model, labels=labels,
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
-        columns=data.columns)
+        currency=currency or "", value_model=data.value_model,
+        holdout=_holdout_by_segment(data.holdout, feats, labels, profiles), columns=data.columns)
+
+
+def _holdout_by_segment(holdout: HoldoutRun | None, feats: FeatureTable, labels: np.ndarray,
+                        profiles) -> dict | None:
+    """The holdout check's figures, with predicted and actual repeat purchases per segment (of
+    the customers seen before the calibration end)."""
+    if holdout is None:
+        return None
+    seg = pd.Series(labels, index=feats.frame.index)
+    per = holdout.per_customer.join(seg.rename("segment_id"), how="inner")
+    rows = []
+    for s in profiles.segments:
+        p = per[per["segment_id"] == s.segment_id]
+        rows.append({"segment_id": s.segment_id, "name": s.name, "customers": int(len(p)),
+                     "predicted": round(float(p["predicted"].sum()), 3),
+                     "actual": int(p["actual"].sum())})
+    return {**holdout.info, "segments": rows}
 
 
 def account_for_customers(ledger: Ledger, cust, tx, feats: FeatureTable,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from custseg.config import TableConfig
+from custseg.derive import OUTCOME_NAMES
 from custseg.errors import InputError
 
 SAMPLE_ROWS = 5000       # rows profiled per column (the first ones: deterministic)
@@ -86,8 +87,6 @@ RATE_VETO = {"rate", "percent", "percentage", "pct", "ratio", "share", "installm
              "proportion", "index"}
 ROW_NUMBER_NAMES = {"rownames", "rowname", "index", "unnamed0", "unnamed", "row", "rowid",
                     "rownum", "rownumber", "x", "x1", "", "level0", "idx"}
-OUTCOME = {"churn", "churned", "target", "label", "outcome", "y", "exited", "attrition",
-           "converted", "churnvalue", "churnlabel"}
 CODE_CATEGORY = {"region", "channel", "segment", "zone", "area", "code", "type", "class",
                  "group", "category", "country", "state", "city", "store", "branch", "plan",
                  "tier", "contract", "cluster", "district", "territory"}
@@ -458,13 +457,14 @@ def _check_tie(role: str, roles: dict[str, str], cands: list[_Cand], file: str,
 def _hints(inf: Inference, columns: list[str], cfg: TableConfig, cands: list[_Cand]) -> None:
     """Decisions for the columns that play no role: row numbers, outcomes, coded categories,
     informative-looking columns a transactions log cannot use."""
-    listed = set(cfg.ignore) | set(cfg.categorical) | set(cfg.numeric)
+    listed = set(cfg.ignore) | set(cfg.categorical) | set(cfg.numeric) | set(cfg.outcomes or ())
     for col in columns:
         if col in inf.decisions:
             continue
         if col in listed:
             what = ("ignored" if col in cfg.ignore else
-                    "a category" if col in cfg.categorical else "a number")
+                    "a category" if col in cfg.categorical else
+                    "a number" if col in cfg.numeric else "an outcome")
             inf.decisions[col] = Decision(col, None, 1.0, f"{what} in the config",
                                           source="config")
             continue
@@ -476,9 +476,10 @@ def _hints(inf: Inference, columns: list[str], cfg: TableConfig, cands: list[_Ca
                                           f"name '{col}' with row numbers (consecutive "
                                           "integers in row order)" if p.row_number
                                           else f"row labels named '{col}'", hint="row_number")
-        elif (tset & OUTCOME and len(tset) <= 2 and p is not None and p.distinct <= 5):
-            inf.decisions[col] = Decision(col, None, 0.7, f"name token '{sorted(tset & OUTCOME)[0]}'"
-                                          f" -> an outcome ({p.distinct} values)", hint="outcome")
+        elif OUTCOME_NAMES.match(_norm(col)) and inf.table == "customers":
+            inf.decisions[col] = Decision(col, None, 0.7, f"name '{col}' -> an outcome "
+                                          "(profiled per segment when yes/no-like or numeric)",
+                                          hint="outcome")
         elif (inf.table == "customers" and p is not None and p.kind == "integer"
               and tset & CODE_CATEGORY and tset <= CODE_CATEGORY | ID_TOKENS
               and p.distinct <= 20):
@@ -512,7 +513,7 @@ def name_hint(col: str) -> str | None:
     tset = set(tokens(col))
     if _row_name(col):
         return "row_number"
-    if tset & OUTCOME and len(tset) <= 2:
+    if OUTCOME_NAMES.match(_norm(col)):
         return "outcome"
     if tset & CODE_CATEGORY and tset <= CODE_CATEGORY | ID_TOKENS:
         return "coded_category"

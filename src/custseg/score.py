@@ -21,8 +21,10 @@ import pandas as pd
 
 from custseg.config import Config
 from custseg.errors import InputError, ModelFormatError
+from custseg.features import VALUE_INPUTS
 from custseg.model import SegmentModel, load_model
 from custseg.preprocess import Preprocessor
+from custseg.value import VALUE_COLUMNS, apply_value_model
 
 Source = str | Path | pd.DataFrame | None
 
@@ -47,12 +49,13 @@ class LoadedModel:
         return {int(s["segment_id"]): s["name"] for s in self.segments}
 
     def config(self, as_of: date | None = None) -> Config:
-        """The fit-time config with input paths removed (and the as-of date replaced)."""
+        """The fit-time config with input paths (and database tables/queries) removed (and the as-of date replaced)."""
         try:
             cfg = Config.model_validate(self.manifest["config"])
         except Exception as exc:
             raise ModelFormatError(f"model manifest has an invalid config ({exc})") from None
-        update = {t: getattr(cfg, t).model_copy(update={"path": None})
+        update = {t: getattr(cfg, t).model_copy(update={"path": None, "table": None,
+                                                       "query": None})
                   for t in ("customers", "transactions")}
         seg = cfg.segmentation.model_copy(update={"as_of": as_of})
         return cfg.model_copy(update={**update, "segmentation": seg})
@@ -126,6 +129,13 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
     assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
+    value = lm.manifest.get("value_model")
+    if value and set(VALUE_INPUTS) <= set(frame.columns):
+        # the training run's fitted value model, applied (never refitted on a scoring batch)
+        cols = apply_value_model(value, frame[list(VALUE_INPUTS)])
+        for c in VALUE_COLUMNS:
+            if cols[c].notna().any():
+                assignments[c] = np.round(cols[c].to_numpy(float), 6)
     return ScoreResult(assignments=assignments, excluded=data.ledger.excluded_frame(),
                        rows={k: v.to_dict() for k, v in data.ledger.sources.items()},
                        as_of=data.as_of)

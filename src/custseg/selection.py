@@ -4,17 +4,31 @@ For every k in the range, K-Means is fitted on a seeded sample of the customers 
 there are at most ``selection_sample``), and scored with a registry of criteria: inertia (for the
 elbow), silhouette (exact, on a stratified sub-sample, computed with blocked matrix products —
 :mod:`custseg.fast`, 6-20x faster than scikit-learn's at the same value), Calinski-Harabasz, Davies-Bouldin and
-bootstrap stability (mean adjusted Rand index between the labels of K-Means fitted on bootstrap
-resamples and the reference labels).
+subsample stability (mean adjusted Rand index between the sample's labels and K-Means refitted
+on ``bootstrap`` random 80% subsamples), and the silhouette the same K-Means gets on a
+no-cluster reference (uniform in the sample's principal-axes bounding box, Tibshirani et al.'s
+gap-statistic reference): silhouette falls with k on most data, and so does the reference's, so
+their difference (the *gap*) compares k's fairly.
 
-The decision rule (:data:`RULE`) is deliberately simple and is recorded with its reason:
+The decision rule (:data:`RULE`) is stated in words and recorded with its reason:
 
 1. Candidates are the k whose stability is at least 0.75 (all k when none is).
-2. The chosen k is the candidate with the highest silhouette.
-3. If the knee of the inertia curve is a candidate and its silhouette is within 0.01 of the best,
-   the knee wins (fewer, or the elbow's, segments for the same separation).
-4. If the best silhouette is below 0.15 the data has no strong cluster structure: the segments
-   are still produced (they partition customers usefully) but ``no_strong_structure`` is set.
+2. Among candidates with 3-8 segments (what a marketer can act on), the largest *gap score*
+   wins: the silhouette gap plus 0.25 x the log-inertia gap (Tibshirani's gap statistic, per
+   customer), both against the same reference. The silhouette gap alone merges close pairs of
+   groups; the inertia gap alone over-splits; together they found the planted k most often.
+3. A k outside 3-8 (2, 9, 10) must show real structure (gap >= 0.1), and is chosen only when
+   it beats that choice by 0.05 or more in both gap and silhouette, or when no k in 3-8 is a
+   candidate. With no candidate in 3-8 and none outside with that gap, the most stable k in 3-8
+   is used: on data without clusters k = 2 is merely the most reproducible cut, not a finding.
+4. The structure verdict for the chosen k: strong (stable, silhouette >= 0.5, gap >= 0.2),
+   moderate (stable, silhouette >= 0.25, gap >= 0.1) or weak; ``no_strong_structure`` is
+   "weak". Weak means the segments partition a continuum: still useful, boundaries soft.
+
+The thresholds were set on the planted grid of ``benchmarks/bench_krule.py`` (Gaussian blobs,
+k = 2..8, imbalance, noise columns, nested groups, and five no-cluster shapes); as tie-breakers
+the knee, Calinski-Harabasz and Davies-Bouldin found fewer planted k (Calinski-Harabasz lost
+the synthetic personas), so they are reported, not voted.
 """
 
 from __future__ import annotations
@@ -36,13 +50,38 @@ from custseg.sampling import stratified_sample
 
 Progress = Callable[[str, int, int], None]
 
-KNEE_TOLERANCE = 0.01
-WEAK_SILHOUETTE = 0.15
+PREFERRED = (3, 8)       # segment counts a marketer can act on
+INERTIA_WEIGHT = 0.25    # weight of the log-inertia gap in the gap score
+OUTSIDE_MARGIN = 0.05    # a k outside PREFERRED must beat the in-range choice by this much
+STRONG = (0.50, 0.20)    # (silhouette, gap) a strong structure needs at least
+MODERATE = (0.25, 0.10)  # (silhouette, gap) a moderate structure needs at least
 RULE = (
-    "among k with bootstrap stability >= 0.75, the highest silhouette; the knee of the inertia "
-    "curve instead when its silhouette is within 0.01 of that; silhouette < 0.15 flags no strong "
-    "structure"
+    f"candidates are the k whose stability (mean adjusted Rand index of K-Means refitted on "
+    f"80% subsamples) is at least {STABILITY_MIN} (all k when none is). Each k is compared with "
+    f"the same K-Means on a no-cluster reference (uniform in the data's principal-axes box): "
+    f"its gap score is the silhouette gap (silhouette minus the reference's) plus "
+    f"{INERTIA_WEIGHT} x the log-inertia gap (log of the reference's within-segment dispersion "
+    f"over the data's). Among candidates with {PREFERRED[0]}-{PREFERRED[1]} segments the "
+    f"largest gap score wins. A k outside {PREFERRED[0]}-{PREFERRED[1]} needs a silhouette gap "
+    f"of at least {MODERATE[1]} and is chosen only when it beats that choice by "
+    f"{OUTSIDE_MARGIN} or more in both silhouette gap and silhouette, or when no k inside is a "
+    f"candidate; when neither inside nor outside has one, the most stable k in "
+    f"{PREFERRED[0]}-{PREFERRED[1]}. Structure: strong when the chosen k is stable with "
+    f"silhouette >= {STRONG[0]} and silhouette gap >= {STRONG[1]}; moderate when stable with "
+    f"silhouette >= {MODERATE[0]} and silhouette gap >= {MODERATE[1]}; weak otherwise. The "
+    f"knee, Calinski-Harabasz and Davies-Bouldin are reported, not voted: as tie-breakers they "
+    f"found fewer planted k"
 )
+
+STRUCTURE_MESSAGES = {
+    "strong": "strong: the segments are well-separated, natural groups; most customers sit "
+              "clearly inside one, and the split should hold on new data",
+    "moderate": "moderate: there are real groups, but they overlap; read each segment's profile "
+                "as a tendency, and expect customers near a boundary to fall either side",
+    "weak": "weak: these segments are a useful partition of a continuum, not natural groups; "
+            "treat boundaries as soft — another k or another sample would cut the customers "
+            "differently",
+}
 
 
 @dataclass(frozen=True)
@@ -101,31 +140,78 @@ def selection_sample_of(X: np.ndarray, *, k_min: int, k_max: int, seed: int,
     return Xs, ks
 
 
+SUBSAMPLE_FRACTION = 0.8
+
+
+def null_reference(Xs: np.ndarray, *, seed: int, size: int) -> np.ndarray:
+    """A no-cluster reference of the data's extent (Tibshirani et al.'s gap-statistic
+    reference): ``size`` points (at most the sample's) drawn uniformly, seeded, in the bounding
+    box of the sample along its principal axes. It is what data with no groups but the same
+    spread and orientation look like; a Gaussian cloud separates *less* well than it does."""
+    rng = np.random.default_rng(seed + 7919)
+    rows = np.sort(rng.choice(len(Xs), size=size, replace=False)) if len(Xs) > size \
+        else np.arange(len(Xs))
+    Z = Xs[rows] - Xs[rows].mean(axis=0)
+    _, _, vt = np.linalg.svd(Z, full_matrices=False)
+    P = Z @ vt.T
+    lo, hi = P.min(axis=0), P.max(axis=0)
+    return rng.uniform(lo, hi, size=P.shape)
+
+
+def null_scores(null: np.ndarray, k: int, *, seed: int) -> tuple[float | None, float | None]:
+    """Silhouette and mean squared distance to the centroid (inertia per customer) of K-Means
+    with ``k`` segments on the no-cluster reference: what a partition of data without clusters
+    (but with the data's extent) scores."""
+    if len(null) <= k:
+        return None, None
+    km = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(null)
+    sil = float(silhouette_score_blocked(null, km.labels_)) if len(np.unique(km.labels_)) > 1 \
+        else -1.0
+    return sil, float(km.inertia_) / len(null)
+
+
+def subsample_stability(Xs: np.ndarray, labels: np.ndarray, k: int, *, seed: int,
+                        resamples: int) -> float:
+    """Mean adjusted Rand index between the sample's labels and K-Means (one seeded k-means++
+    start) refitted on ``resamples`` random 80% subsamples, compared on the subsample's
+    customers. Subsamples (without replacement) have no duplicated rows, so the refits see
+    the data's shape, not bootstrap ties."""
+    rng = np.random.default_rng(seed + 1000 + k)
+    m = max(k + 1, int(round(SUBSAMPLE_FRACTION * len(Xs))))
+    aris = []
+    for _ in range(resamples):
+        idx = rng.choice(len(Xs), size=m, replace=False)
+        kb = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31))).fit(Xs[idx])
+        aris.append(adjusted_rand_score(labels[idx], kb.labels_))
+    return float(np.mean(aris))
+
+
 def score_labels(Xs: np.ndarray, labels: np.ndarray, k: int, *, inertia: float, seed: int,
-                 silhouette_sample: int, bootstrap: int) -> KScore:
+                 silhouette_sample: int, bootstrap: int,
+                 null: np.ndarray | None = None) -> KScore:
     """The evidence for one k from the sample's labels (however they were fitted): exact
-    silhouette of a stratified sub-sample, the registered criteria, and bootstrap stability
-    (mean ARI of seeded single-start refits on resamples). Shared by every engine."""
+    silhouette of a stratified sub-sample, the registered criteria, subsample stability
+    (``bootstrap`` refits on 80% subsamples, :func:`subsample_stability`) and the silhouette
+    of the same K-Means on the no-cluster reference (:func:`null_reference`; built here from
+    the seed when not given). Shared by every engine."""
     many = len(np.unique(labels)) > 1
     sil_idx = stratified_sample(labels, silhouette_sample, np.random.default_rng(seed + k))
     sil = silhouette_score_blocked(Xs[sil_idx], labels[sil_idx]) \
         if len(np.unique(labels[sil_idx])) > 1 else -1.0
     crit = {name: float(c.score(Xs, labels)) if many else float("nan")
             for name, c in CRITERIA.items()}
-    stab = None
-    if bootstrap > 0:
-        aris = []
-        brng = np.random.default_rng(seed + 1000 + k)
-        for _ in range(bootstrap):
-            b = brng.choice(len(Xs), size=len(Xs), replace=True)
-            kb = KMeans(n_clusters=k, n_init=1, random_state=int(brng.integers(2**31))).fit(Xs[b])
-            aris.append(adjusted_rand_score(labels, kb.predict(Xs)))
-        stab = float(np.mean(aris))
-    return KScore(k=k, inertia=inertia, silhouette=float(sil), stability=stab, criteria=crit)
+    stab = subsample_stability(Xs, labels, k, seed=seed, resamples=bootstrap) \
+        if bootstrap > 0 else None
+    if null is None:
+        null = null_reference(Xs, seed=seed, size=silhouette_sample)
+    null_sil, null_inertia = null_scores(null, k, seed=seed)
+    return KScore(k=k, inertia=inertia, silhouette=float(sil), stability=stab, criteria=crit,
+                  null_silhouette=null_sil, null_inertia=null_inertia,
+                  mean_inertia=inertia / len(Xs))
 
 
 def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
-             selection_sample: int = 20_000, silhouette_sample: int = 4_000, bootstrap: int = 5,
+             selection_sample: int = 20_000, silhouette_sample: int = 4_000, bootstrap: int = 10,
              n_init: int = 4, progress: Progress | None = None,
              workers: int = 2) -> KSelection:
     """Score k = k_min..k_max and pick one by :data:`RULE`.
@@ -139,17 +225,20 @@ def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
     silhouette_sample : int
         Silhouette is computed exactly on a stratified sub-sample of this size.
     bootstrap : int
-        Bootstrap refits per k for the stability score (0 to skip).
+        Refits on 80% subsamples per k for the stability score (0 to skip).
     workers : int
         k's scored at the same time (threads); the result does not depend on it.
     """
     n = X.shape[0]
     Xs, ks = selection_sample_of(X, k_min=k_min, k_max=k_max, seed=seed, size=selection_sample)
 
+    null = null_reference(Xs, seed=seed, size=silhouette_sample)
+
     def score_k(k: int) -> tuple[KScore, np.ndarray]:
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(Xs)
         return (score_labels(Xs, km.labels_, k, inertia=float(km.inertia_), seed=seed,
-                             silhouette_sample=silhouette_sample, bootstrap=bootstrap),
+                             silhouette_sample=silhouette_sample, bootstrap=bootstrap,
+                             null=null),
                 km.cluster_centers_)
 
     # every k is scored independently from its own seeds, so the k's can run side by side:
@@ -173,6 +262,49 @@ def choose_k(X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
     return sel
 
 
+def _gap(s: KScore) -> float:
+    g = s.silhouette_gap
+    return s.silhouette if g is None else g
+
+
+def usefulness(s: KScore) -> float:
+    """What :data:`RULE` maximises: the silhouette gap plus ``INERTIA_WEIGHT`` x the log-inertia
+    gap (both against the same no-cluster reference)."""
+    w = s.inertia_gap
+    return _gap(s) + (0.0 if w is None else INERTIA_WEIGHT * w)
+
+
+def _pick(cands: list[KScore]) -> tuple[KScore, str]:
+    best = max(cands, key=lambda s: (round(usefulness(s), 9), -s.k))
+    w = best.inertia_gap
+    return best, (f"the largest gap score {usefulness(best):.3f} (silhouette gap {_gap(best):.3f}"
+                  + (f" + {INERTIA_WEIGHT} x log-inertia gap {w:.3f})" if w is not None else ")"))
+
+
+def structure_verdict(score: KScore) -> tuple[str, dict]:
+    """strong / moderate / weak for the chosen k, and the evidence (see :data:`RULE`)."""
+    gap = score.silhouette_gap
+    stable = score.stability is None or score.stability >= STABILITY_MIN
+    sil = score.silhouette
+    g = -np.inf if gap is None else gap
+    if stable and sil >= STRONG[0] and g >= STRONG[1]:
+        verdict = "strong"
+    elif stable and sil >= MODERATE[0] and g >= MODERATE[1]:
+        verdict = "moderate"
+    else:
+        verdict = "weak"
+    evidence = {"k": score.k, "silhouette": round(sil, 4),
+                "null_silhouette": None if score.null_silhouette is None
+                else round(score.null_silhouette, 4),
+                "gap": None if gap is None else round(gap, 4),
+                "stability": None if score.stability is None else round(score.stability, 4),
+                "stable": stable,
+                "strong_needs": {"silhouette": STRONG[0], "gap": STRONG[1], "stable": True},
+                "moderate_needs": {"silhouette": MODERATE[0], "gap": MODERATE[1],
+                                   "stable": True}}
+    return verdict, evidence
+
+
 def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
            n_customers: int) -> KSelection:
     """Apply :data:`RULE` to per-k scores."""
@@ -180,39 +312,72 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
     knee = _knee(ks, [s.inertia for s in scores])
     warnings: list[str] = []
     if knee is None:
-        warnings.append("no knee found in the inertia curve; decided on silhouette and stability")
+        warnings.append("no knee found in the inertia curve; decided without it")
     stable = [s for s in scores if s.stability is None or s.stability >= STABILITY_MIN]
     if not stable:
         warnings.append(f"no k reached stability {STABILITY_MIN}; all k considered")
         stable = scores
-    best = max(stable, key=lambda s: (round(s.silhouette, 6), -s.k))
-    chosen, why = best, (f"k={best.k} has the highest silhouette ({best.silhouette:.3f}) among "
-                         f"{'stable ' if stable is not scores else ''}k")
-    if best.stability is not None:
-        why += f"; its stability is {best.stability:.2f}"
-    if knee is not None and knee != best.k:
-        kn = next((s for s in stable if s.k == knee), None)
-        if kn is not None and kn.silhouette >= best.silhouette - KNEE_TOLERANCE:
-            chosen = kn
-            why = (f"k={knee} is the knee of the inertia curve and its silhouette "
-                   f"({kn.silhouette:.3f}) is within {KNEE_TOLERANCE} of the best "
-                   f"(k={best.k}, {best.silhouette:.3f})")
-    elif knee == best.k:
-        why += "; it is also the knee of the inertia curve"
+    inside = [s for s in stable if PREFERRED[0] <= s.k <= PREFERRED[1]]
+    outside = [s for s in stable if not PREFERRED[0] <= s.k <= PREFERRED[1]]
+    cand = "stable " if stable is not scores else ""
+    real = [s for s in outside if _gap(s) >= MODERATE[1]]  # outside 3-8 needs real structure
+    in_range = [s for s in scores if PREFERRED[0] <= s.k <= PREFERRED[1]]
+    if inside:
+        chosen, how = _pick(inside)
+        why = (f"k={chosen.k} has {how} among {cand}k in {PREFERRED[0]}-{PREFERRED[1]} "
+               f"(silhouette {chosen.silhouette:.3f}")
+        why += (f" vs {chosen.null_silhouette:.3f} on the no-cluster reference)"
+                if chosen.null_silhouette is not None else ")")
+        beat = [s for s in real if _gap(s) >= _gap(chosen) + OUTSIDE_MARGIN
+                and s.silhouette >= chosen.silhouette + OUTSIDE_MARGIN]
+        if beat:
+            alt = max(beat, key=lambda s: (_gap(s), -s.k))
+            why = (f"k={alt.k} beats the best k in {PREFERRED[0]}-{PREFERRED[1]} (k={chosen.k}) "
+                   f"by at least {OUTSIDE_MARGIN} in both silhouette gap ({_gap(alt):.3f} vs "
+                   f"{_gap(chosen):.3f}) and silhouette ({alt.silhouette:.3f} vs "
+                   f"{chosen.silhouette:.3f})")
+            chosen = alt
+    elif real or not in_range:
+        chosen, how = _pick(real or stable)
+        why = (f"no k in {PREFERRED[0]}-{PREFERRED[1]} is {'stable' if in_range else 'tried'}; "
+               f"k={chosen.k} has {how} among {cand}k (silhouette "
+               f"{chosen.silhouette:.3f})")
+    else:
+        chosen = max(in_range, key=lambda s: (round(s.stability or 0.0, 2), _gap(s), -s.k))
+        why = (f"no k in {PREFERRED[0]}-{PREFERRED[1]} reaches stability {STABILITY_MIN}, and "
+               f"no stable k outside it separates the customers better than a no-cluster "
+               f"reference does by {MODERATE[1]} (the structure is weak); k={chosen.k} is the "
+               f"most stable k in {PREFERRED[0]}-{PREFERRED[1]} (silhouette gap {_gap(chosen):.3f}, "
+               f"silhouette {chosen.silhouette:.3f})")
+    if chosen.stability is not None:
+        why += f"; its stability is {chosen.stability:.2f}"
+    if knee == chosen.k:
+        why += "; it is the knee of the inertia curve"
     ch = max(scores, key=lambda s: s.criteria.get("calinski_harabasz", -np.inf)).k
     db = min(scores, key=lambda s: s.criteria.get("davies_bouldin", np.inf)).k
-    agree = [name for name, k in (("Calinski-Harabasz", ch), ("Davies-Bouldin", db)) if k == chosen.k]
-    why += (f"; {' and '.join(agree)} agree" if agree
-            else f"; Calinski-Harabasz prefers k={ch}, Davies-Bouldin k={db}")
-    weak = chosen.silhouette < WEAK_SILHOUETTE
-    if weak:
-        why += (f". Silhouette {chosen.silhouette:.3f} < {WEAK_SILHOUETTE}: no strong cluster "
-                "structure — the segments are a useful partition, not natural groups")
+    agree = [name for name, k in (("Calinski-Harabasz", ch), ("Davies-Bouldin", db))
+             if k == chosen.k]
+    why += (f"; over all k, {' and '.join(agree)} agree" if agree
+            else f"; over all k, Calinski-Harabasz prefers k={ch}, Davies-Bouldin k={db}")
+    structure, evidence = structure_verdict(chosen)
+    why += f". Structure {STRUCTURE_MESSAGES[structure]}"
     return KSelection(k=chosen.k, scores=scores, rule=RULE, reason=why, knee=knee,
-                      no_strong_structure=weak, sample_size=sample_size,
+                      no_strong_structure=structure == "weak", sample_size=sample_size,
                       silhouette_sample=silhouette_sample, n_customers=n_customers,
-                      warnings=warnings,
+                      warnings=warnings, structure=structure, structure_evidence=evidence,
+                      structure_message=STRUCTURE_MESSAGES[structure],
                       criteria_descriptions={c.name: c.description for c in CRITERIA.values()})
+
+
+def restate_structure(sel: KSelection) -> None:
+    """Set the structure verdict for ``sel.k`` (after the user fixed k); a k that was not
+    scored keeps the rule's verdict."""
+    score = sel.score_for(sel.k)
+    if score is None:
+        return
+    sel.structure, sel.structure_evidence = structure_verdict(score)
+    sel.structure_message = STRUCTURE_MESSAGES[sel.structure]
+    sel.no_strong_structure = sel.structure == "weak"
 
 
 def silhouette_profile(X: np.ndarray, labels: np.ndarray, *, size: int = 4_000,
@@ -226,6 +391,7 @@ def silhouette_profile(X: np.ndarray, labels: np.ndarray, *, size: int = 4_000,
                              sample_size=len(idx), n_customers=len(labels))
 
 
-__all__ = ["CRITERIA", "RULE", "STABILITY_MIN", "Criterion", "KScore", "KSelection",
-           "SilhouetteProfile", "choose_k", "decide", "register_criterion", "score_labels",
-           "selection_sample_of", "silhouette_profile", "stratified_sample"]
+__all__ = ["CRITERIA", "RULE", "STABILITY_MIN", "STRUCTURE_MESSAGES", "Criterion", "KScore",
+           "KSelection", "SilhouetteProfile", "choose_k", "decide", "null_reference",
+           "register_criterion", "restate_structure", "score_labels", "selection_sample_of",
+           "silhouette_profile", "stratified_sample", "structure_verdict", "subsample_stability"]

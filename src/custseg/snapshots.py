@@ -30,6 +30,7 @@ import pandas as pd
 from custseg.config import Config, SegmentationConfig, TableConfig
 from custseg.errors import ConfigError, InputError
 from custseg.features import FeatureTable
+from custseg.io.writers import unescape_formulas
 from custseg.model import SegmentModel, load_model
 from custseg.preprocess import Preprocessor
 
@@ -125,7 +126,9 @@ def _load_run(path: Path, label: str) -> Snapshot:
         summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"unreadable summary.json ({exc})", file=str(path)) from None
-    seg = pd.read_csv(path / "segments.csv", dtype={"customer_id": str}, low_memory=False)
+    # (text a spreadsheet would run as a formula was written with a leading quote: undone)
+    seg = unescape_formulas(pd.read_csv(path / "segments.csv", dtype={"customer_id": str},
+                                        low_memory=False))
     model = load_model(path / "model") if (path / "model").is_dir() else None
     if model is not None:
         f = model[2]["features"]

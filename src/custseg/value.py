@@ -405,3 +405,161 @@ def _cumulative_tracking(days: pd.DataFrame, bg: BetaGeoModel, unit: float,
     at = ((repeat["day"] - start).dt.days / unit).to_numpy()
     actual = np.searchsorted(np.sort(at), steps, side="left")  # purchases before each step
     return pd.DataFrame({"unit": steps, "actual": actual.astype(float), "expected": expected})
+
+
+# ------------------------------------------------------------------------------------ per run
+
+#: per-customer columns the value model adds to a segmentation (descriptive: never clustered on)
+VALUE_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "clv")
+
+
+@dataclass
+class ValueRun:
+    """The value model fitted on one run's customers: per-customer columns and what was fitted."""
+
+    columns: pd.DataFrame           # VALUE_COLUMNS, indexed like the input frame
+    info: dict                      # parameters, settings, exclusions, notes (JSON-ready)
+
+
+def _summary_from_days(frame: pd.DataFrame, unit_days: float,
+                       as_of: str | pd.Timestamp | None) -> PurchaseSummary:
+    """The models' inputs (in units of ``unit_days``) from the purchase-day columns."""
+    x = frame["value_repeat_days"].to_numpy(float)
+    t_x = frame["value_recency_days"].to_numpy(float) / unit_days
+    big_t = frame["value_age_days"].to_numpy(float) / unit_days
+    spend = frame["value_repeat_spend"].to_numpy(float)
+    # a first purchase on the as-of date is observed for no time: count it as one day
+    big_t = np.maximum(big_t, 1.0 / unit_days)
+    t_x = np.minimum(t_x, big_t)
+    return PurchaseSummary(
+        pd.DataFrame({"frequency": x, "recency": t_x, "T": big_t,
+                      "monetary": np.nan_to_num(spend, nan=0.0)}, index=frame.index),
+        float(unit_days), pd.Timestamp(as_of) if as_of is not None else pd.NaT,
+        bool(np.isfinite(spend).any()))
+
+
+def _value_table(bg: BetaGeoModel, gg: GammaGammaModel | None, summary: PurchaseSummary,
+                 horizon_months: int, monthly_discount: float) -> pd.DataFrame:
+    values = customer_value(bg, gg, summary, horizon_months=horizon_months,
+                            monthly_discount=monthly_discount)
+    return pd.DataFrame({"p_alive": values["p_alive"],
+                         "expected_purchases": values["expected_purchases"],
+                         "expected_spend": values["expected_purchases"]
+                         * values["expected_spend_per_purchase"],
+                         "clv": values["clv"]}, index=summary.frame.index)
+
+
+def apply_value_model(info: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """A fitted run's value model (its ``info``: parameters and settings, as saved with the
+    segmentation model) applied to new customers' purchase-day columns: VALUE_COLUMNS."""
+    bg = BetaGeoModel()
+    bg.r_, bg.alpha_, bg.a_, bg.b_ = (float(info["bgnbd"][k]) for k in ("r", "alpha", "a", "b"))
+    gg = None
+    if info.get("gamma_gamma"):
+        gg = GammaGammaModel()
+        gg.p_, gg.q_, gg.gamma_ = (float(info["gamma_gamma"][k]) for k in ("p", "q", "gamma"))
+    summary = _summary_from_days(frame, float(info["unit_days"]), None)
+    return _value_table(bg, gg, summary, int(info["horizon_months"]),
+                        float(info["monthly_discount"]))
+
+
+def value_from_days(frame: pd.DataFrame, *, unit_days: float = 7.0, horizon_months: int = 12,
+                    monthly_discount: float = 0.01, as_of: str | pd.Timestamp | None = None,
+                    ) -> ValueRun:
+    """Fit BG/NBD (and Gamma-Gamma when there are amounts) from the per-customer purchase-day
+    inputs every engine computes (``custseg.features.VALUE_INPUTS``: repeat purchase days, days
+    from the first to the last purchase day and to the as-of date, mean repeat-day spend) and
+    give every customer P(alive), expected purchases and spend over the horizon, and CLV.
+
+    Raises InputError when the data cannot support the model (too few customers or repeat
+    customers); the caller records that and goes on without value columns.
+    """
+    x = frame["value_repeat_days"].to_numpy(float)
+    if len(x) < 20 or (x > 0).sum() < 5:
+        raise InputError(f"the value model needs at least 20 customers and 5 with repeat purchase "
+                         f"days; found {len(x)} and {int((x > 0).sum())}")
+    summary = _summary_from_days(frame, unit_days, as_of)
+    bg = BetaGeoModel().fit(summary.frequency, summary.recency, summary.T)
+    gg, note = None, None
+    if summary.has_amounts:
+        try:
+            gg = GammaGammaModel().fit(summary.frequency, summary.monetary)
+        except InputError as exc:
+            note = f"no spend model: {exc.message}"
+    else:
+        note = "no amounts: purchases and P(alive) only, no spend or CLV"
+    dropout = bg.a_ / (bg.a_ + bg.b_)
+    if dropout < 0.01:
+        note = ((note + "; ") if note else "") + (
+            f"the purchase model finds almost no drop-out (a/(a+b) = {dropout:.2%} per purchase): "
+            "P(alive) is near 1 for nearly everyone, so it cannot tell who has lapsed; read "
+            "recency against the typical gap between orders instead")
+    columns = _value_table(bg, gg, summary, horizon_months, monthly_discount)
+    info = {
+        "model": "BG/NBD + Gamma-Gamma" if gg is not None else "BG/NBD",
+        "unit_days": float(unit_days), "horizon_months": int(horizon_months),
+        "monthly_discount": float(monthly_discount),
+        "bgnbd": {k: float(v) for k, v in bg.params_.items()},
+        "bgnbd_loglik": round(bg.loglik_, 6),
+        "gamma_gamma": None if gg is None else {k: float(v) for k, v in gg.params_.items()},
+        "gamma_gamma_excluded": None if gg is None else dict(gg.excluded_),
+        "customers": int(len(x)), "repeat_customers": int((x > 0).sum()),
+        "note": note,
+    }
+    return ValueRun(columns=columns, info=info)
+
+
+@dataclass
+class HoldoutRun:
+    """A holdout check on one run's transactions: per customer predicted and actual repeat
+    purchases after the calibration end, and the JSON-ready figures."""
+
+    per_customer: pd.DataFrame      # predicted, actual, calibration_frequency (index customer)
+    info: dict
+
+
+def holdout_from_lines(lines: pd.DataFrame, *, calibration_end: str | pd.Timestamp,
+                       as_of: str | pd.Timestamp, unit_days: float = 7.0,
+                       source: str = "transactions") -> HoldoutRun:
+    """Fit BG/NBD on the purchase lines up to ``calibration_end`` (columns customer_id, ts,
+    amount; no returns) and compare its predicted repeat purchases after it with the actual ones
+    up to ``as_of``: in total, per customer, as the cumulative tracking curve and as the
+    conditional expectation by calibration-period repeat purchases (0..6, 7+)."""
+    cal_end, end = pd.Timestamp(calibration_end), pd.Timestamp(as_of)
+    if not cal_end < end:
+        raise InputError(f"the calibration end {cal_end.date()} must be before the last date of "
+                         f"the data ({end.date()})", file=source)
+    calibration = summarise_purchases(lines, end=cal_end, customer="customer_id", timestamp="ts",
+                                      amount="amount", unit_days=unit_days, source=source)
+    if len(calibration.frame) < 20 or (calibration.frequency > 0).sum() < 5:
+        raise InputError("too few customers before the calibration end for a holdout check "
+                         f"({len(calibration.frame)}, {(calibration.frequency > 0).sum()} repeat)",
+                         file=source)
+    bg = BetaGeoModel().fit(calibration.frequency, calibration.recency, calibration.T)
+    check = holdout_check(lines, bg, calibration, holdout_end=end, timestamp="ts", source=source)
+    per = pd.DataFrame({"predicted": check.predicted, "actual": check.actual.astype(float),
+                        "calibration_frequency": calibration.frequency},
+                       index=calibration.frame.index)
+    bins = np.minimum(per["calibration_frequency"].to_numpy(), 7).astype(int)
+    cond = per.groupby(bins).agg(customers=("actual", "size"), actual=("actual", "mean"),
+                                 predicted=("predicted", "mean"))
+    t = check.tracking
+    cal_unit = (cal_end.normalize() - lines["ts"].min().normalize()).days / unit_days
+    info = {
+        "calibration_end": cal_end.date().isoformat(), "holdout_end": end.date().isoformat(),
+        "unit_days": float(unit_days), "customers": int(len(per)),
+        "bgnbd": {k: float(v) for k, v in bg.params_.items()},
+        "predicted_total": round(check.predicted_total, 3),
+        "actual_total": check.actual_total,
+        "error": (round(check.predicted_total / check.actual_total - 1, 6)
+                  if check.actual_total else None),
+        "correlation": round(check.correlation, 6) if per["actual"].std() > 0 else None,
+        "tracking": {"unit": t["unit"].round(6).tolist(), "actual": t["actual"].tolist(),
+                     "expected": t["expected"].round(6).tolist(), "calibration_end_unit":
+                     round(cal_unit, 6)},
+        "conditional": [{"repeat_purchases": ("7+" if int(b) == 7 else int(b)),
+                         "customers": int(r.customers), "actual": round(float(r.actual), 6),
+                         "predicted": round(float(r.predicted), 6)}
+                        for b, r in cond.iterrows()],
+    }
+    return HoldoutRun(per_customer=per, info=info)

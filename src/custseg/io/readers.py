@@ -16,7 +16,9 @@ import pandas as pd
 
 from custseg.errors import InputError
 
-NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "?"]
+#: the cells read as missing: only markers that never are a value. "None"/"none" are not among
+#: them: in real tables they are answers (a telephone "yes"/"none", an education level "none").
+NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A", "?"]
 _DELIMITERS = [",", "\t", ";", "|"]
 _ENCODINGS = ["utf-8-sig", "cp1252", "latin-1"]
 
@@ -30,8 +32,21 @@ def _open_sample(path: Path, n: int = 65536) -> bytes:
         raise InputError("not a valid gzip file", file=str(path)) from None
 
 
+#: byte-order marks of the UTF-16/32 encodings (the UTF-32 ones first: they start like UTF-16's)
+_BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
+
+
 def sniff_encoding(sample: bytes) -> str:
-    """The first of utf-8, cp1252, latin-1 that decodes the sample."""
+    """UTF-16 or UTF-32 when the sample starts with their byte-order mark (Excel's "Unicode
+    text"), else the first of utf-8, cp1252, latin-1 that decodes the sample.
+
+    >>> sniff_encoding("a,b\n".encode("utf-16"))
+    'utf-16'
+    """
+    for bom, enc in _BOMS:
+        if sample.startswith(bom):
+            return enc
     for enc in _ENCODINGS:
         try:
             sample.decode(enc)

@@ -24,6 +24,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
+from custseg.labels import money  # noqa: E402
+
 # Colour-blind-safe qualitative colours: Okabe & Ito (2008) without yellow and black, then Paul
 # Tol's "muted" wine, olive, indigo and teal. A segment's colour is PALETTE[its position].
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255",
@@ -75,11 +77,9 @@ def fmt_num(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def fmt_money(v: float | None) -> str:
-    """Money: whole units from 100 up, else two decimals."""
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+def fmt_money(v: float | None, currency: str = "") -> str:
+    """Money in the one format of every output (:func:`custseg.labels.money`)."""
+    return money(v, currency)
 
 
 def _png(fig) -> bytes:
@@ -474,3 +474,34 @@ def distributions_plot(panels: Sequence[DistributionPanel], colour: str,
                                   label="all customers (dashed: median)")],
                    loc="lower center", ncols=2, fontsize=8.5, frameon=False)
         return _png(fig)
+
+
+def holdout_plot(unit: Sequence[float], actual: Sequence[float], expected: Sequence[float],
+                 calibration_end_unit: float, conditional: Sequence[dict],
+                 unit_days: float) -> bytes:
+    """The value model's holdout check: cumulative repeat purchases, actual vs the model's
+    expectation, with the calibration end marked (left); mean repeat purchases in the holdout by
+    repeat purchases in calibration, actual vs predicted (right)."""
+    fig, axes = _figure(1, 2, 3.6)
+    left, right = axes[0]
+    word = "weeks" if unit_days == 7 else f"units of {unit_days:g} days"
+    left.plot(unit, actual, color="#222222", lw=1.8, label="actual")
+    left.plot(unit, expected, color="#d55e00", lw=1.8, ls="--", label="BG/NBD expected")
+    left.axvline(calibration_end_unit, color="#888888", lw=1, ls=":")
+    left.text(calibration_end_unit, left.get_ylim()[1] * 0.97, " calibration end", fontsize=8,
+              va="top", color="#555555")
+    left.set_xlabel(word)
+    left.set_ylabel("cumulative repeat purchases")
+    left.set_title("Tracking")
+    left.legend(frameon=False, fontsize=8, loc="upper left")
+    x = np.arange(len(conditional))
+    right.plot(x, [c["actual"] for c in conditional], color="#222222", marker="o", lw=1.8,
+               label="actual")
+    right.plot(x, [c["predicted"] for c in conditional], color="#d55e00", marker="s", lw=1.8,
+               ls="--", label="BG/NBD predicted")
+    right.set_xticks(x, [str(c["repeat_purchases"]) for c in conditional])
+    right.set_xlabel("repeat purchases in the calibration period")
+    right.set_ylabel("mean repeat purchases in the holdout")
+    right.set_title("Conditional expectation")
+    right.legend(frameon=False, fontsize=8, loc="upper left")
+    return _png(fig)

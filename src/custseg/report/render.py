@@ -91,6 +91,14 @@ def _env() -> Environment:
     return env
 
 
+def _portrait(s: SegmentProfile) -> str:
+    """One line on who they are: the name's description for an archetype, else the first
+    piece of evidence (its figures without the check's threshold)."""
+    if s.name_rule and s.description:
+        return s.description
+    return s.evidence[0].split("; needed ", 1)[0] if s.evidence else s.description
+
+
 def _seg_label(s: SegmentProfile) -> str:
     return f"{s.segment_id}. {s.name}"
 
@@ -209,7 +217,7 @@ class _View:
              else "none (no dates in the data)"),
             ("customers used to score each k", f"{sel.sample_size:,} of {sel.n_customers:,}"),
             ("silhouette sample", f"{sel.silhouette_sample:,} customers"),
-            ("stability", f"{seg.bootstrap} bootstrap refits per k" if seg.bootstrap
+            ("stability", f"{seg.bootstrap} refits on 80% subsamples per k" if seg.bootstrap
              else "not measured (bootstrap = 0)"),
             ("K-Means restarts (n_init)", str(seg.n_init)),
             ("invalid values in required columns", seg.on_invalid),
@@ -355,6 +363,16 @@ class _View:
                    "higher than average; blue: lower; colours saturate at ±2.")
         return _image(png, alt, caption)
 
+    def outcome_columns(self) -> list[dict]:
+        """The outcome columns shown beside the segments (at most four: those whose rates
+        differ most between segments), with the base rate."""
+        f, pop = self.r.features, self.r.profiles.population
+        cols = [c for c in f.outcomes if c in pop]
+        spread = {c: np.nanmax([s.means.get(c, np.nan) for s in self.segs])
+                  - np.nanmin([s.means.get(c, np.nan) for s in self.segs]) for c in cols}
+        cols = sorted(cols, key=lambda c: (-spread[c], c))[:4]
+        return [{"column": c, "label": feature_label(c), "base": pop[c]["mean"]} for c in cols]
+
     def overview_rows(self) -> list[dict]:
         rows = []
         for s, colour, lab in zip(self.segs, self.colours, self.labels, strict=True):
@@ -363,6 +381,8 @@ class _View:
             rows.append({"s": s, "colour": colour, "label": lab, "index": index,
                          "silhouette": self.sil_by_segment.get(s.segment_id),
                          "rank": s.opportunity.get("rank"),
+                         "portrait": _portrait(s),
+                         "outcomes": {c: s.means.get(c) for c in self.r.features.outcomes},
                          "top_action": s.recommendations[0] if s.recommendations else None})
         return rows
 
@@ -583,8 +603,64 @@ def render_report(result: SegmentationResult) -> str:
         k_rows=v.k_rows(), k_image=v.k_image(), silhouette_image=v.silhouette_image(),
         map_image=v.map_image(), sizes_image=v.sizes_image(), heatmap_image=v.heatmap_image(),
         overview=v.overview_rows(), cards=v.cards(), colours=v.colours,
-        stability_min=STABILITY_MIN,
+        stability_min=STABILITY_MIN, currency=result.currency,
+        outcome_columns=v.outcome_columns(), k_best=_k_best(sel),
+        value_model=(result.value_model if (result.value_model or {}).get("bgnbd") else None),
+        holdout=_holdout_text(result), holdout_image=_holdout_image(result),
+        structure=sel.structure, structure_message=sel.structure_message,
     )
+
+
+def _holdout_text(result: SegmentationResult) -> dict | None:
+    h = result.holdout
+    if not h:
+        return None
+    err = h.get("error")
+    text = (f"Fitted on purchases up to {h['calibration_end']}, the model predicted "
+            f"{h['predicted_total']:,.0f} repeat purchases by {h['customers']:,} customers between "
+            f"then and {h['holdout_end']}; they made {h['actual_total']:,}"
+            + (f" ({err:+.1%})" if err is not None else "")
+            + (f"; per customer, predicted and actual correlate at {h['correlation']:.2f}"
+               if h.get("correlation") is not None else "") + ". By segment: "
+            + "; ".join(f"{s['name']} {s['predicted']:,.0f} predicted vs {s['actual']:,} actual"
+                        for s in h.get("segments", [])) + ".")
+    return {"text": text}
+
+
+def _holdout_image(result: SegmentationResult) -> Image | None:
+    h = result.holdout
+    if not h:
+        return None
+    t = h["tracking"]
+    png = plots.holdout_plot(t["unit"], t["actual"], t["expected"], t["calibration_end_unit"],
+                             h["conditional"], h["unit_days"])
+    alt = (f"Two line charts. Left: cumulative repeat purchases per week, actual against the "
+           f"BG/NBD expectation, with the calibration end ({h['calibration_end']}) marked; at the "
+           f"end {t['actual'][-1]:,.0f} actual vs {t['expected'][-1]:,.0f} expected. Right: mean "
+           "repeat purchases in the holdout by repeat purchases in calibration (0 to 7+), actual "
+           "against predicted: " + "; ".join(
+               f"{c['repeat_purchases']}: {c['actual']:.2f} vs {c['predicted']:.2f}"
+               for c in h["conditional"]) + ".")
+    caption = ("The value model's holdout check: fitted only on the purchases before the "
+               "calibration end, then compared with what the customers did after it.")
+    return _image(png, alt, caption)
+
+
+def _k_best(sel) -> dict:
+    """Which k each criterion prefers, for the sentence that names them."""
+    sc = sel.scores
+    best = {"silhouette": max(sc, key=lambda s: s.silhouette).k,
+            "ch": max(sc, key=lambda s: s.criteria.get("calinski_harabasz", -np.inf)).k,
+            "db": min(sc, key=lambda s: s.criteria.get("davies_bouldin", np.inf)).k}
+    stab = [s for s in sc if s.stability is not None]
+    if stab:
+        ok = [s.k for s in stab if s.stability >= STABILITY_MIN]
+        best["stability_text"] = (
+            f"at least {STABILITY_MIN} for k = {', '.join(map(str, ok))}" if ok
+            else f"below {STABILITY_MIN} for every k")
+    else:
+        best["stability_text"] = "not measured in this run"
+    return best
 
 
 def _md(text: Any) -> str:
@@ -608,9 +684,8 @@ def render_summary_md(result: SegmentationResult) -> str:
         lines += ["**Customers excluded:** " + "; ".join(f"{_md(k)}: {n:,}"
                                                          for k, n in excluded.items()) + ".", ""]
     lines += [f"**Why k = {result.k}:** {_md(sel.reason)}.", ""]
-    if sel.no_strong_structure:
-        lines += ["> **Note:** no strong cluster structure — the segments are a useful "
-                  "partition of customers, not natural groups.", ""]
+    if sel.structure_message:
+        lines += [f"> **Cluster structure {_md(sel.structure_message)}.**", ""]
     head = "| # | Segment | Customers | Share |"
     rule = "|---:|---|---:|---:|"
     if v.has_revenue:

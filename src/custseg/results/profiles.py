@@ -31,9 +31,12 @@ class SegmentProfile:
     name_rule: str | None = None
     description: str = ""
     evidence: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)          # the name's absolute checks
+    names_rejected: list[dict] = field(default_factory=list)  # names whose checks failed
     insights: list[str] = field(default_factory=list)
     recommendations: list[dict] = field(default_factory=list)
     opportunity: dict = field(default_factory=dict)
+    value: dict = field(default_factory=dict)  # forward-looking: P(alive), purchases, CLV
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,6 +49,7 @@ class Profiles:
     population_mixes: dict[str, dict[str, float]]
     value_column: str | None
     features: list[str]
+    units: dict[str, str] = field(default_factory=dict)  # feature -> unit ("k$")
 
     def by_id(self, segment_id: int) -> SegmentProfile:
         return next(s for s in self.segments if s.segment_id == segment_id)
@@ -53,6 +57,7 @@ class Profiles:
     def to_dict(self) -> dict:
         return {"value_column": self.value_column, "features": self.features,
                 "population": self.population, "population_mixes": self.population_mixes,
+                "units": self.units,
                 "segments": [s.to_dict() for s in self.segments]}
 
 

@@ -42,6 +42,26 @@ class KScore:
     silhouette: float
     stability: float | None
     criteria: dict[str, float] = field(default_factory=dict)
+    # silhouette of the same K-Means on a no-cluster reference with the data's shape
+    null_silhouette: float | None = None
+    # inertia per customer of the data's and of the reference's K-Means (the gap statistic's
+    # log W, per customer so that sample sizes do not matter)
+    null_inertia: float | None = None
+    mean_inertia: float | None = None
+
+    @property
+    def inertia_gap(self) -> float | None:
+        """log(reference inertia) - log(data inertia), per customer (Tibshirani's gap)."""
+        if not self.null_inertia or not self.mean_inertia:
+            return None
+        return float(np.log(self.null_inertia) - np.log(self.mean_inertia))
+
+    @property
+    def silhouette_gap(self) -> float | None:
+        """How much better the data separate than the no-cluster reference does."""
+        if self.null_silhouette is None or self.null_silhouette != self.null_silhouette:
+            return None
+        return self.silhouette - self.null_silhouette
 
 
 @dataclass
@@ -59,6 +79,11 @@ class KSelection:
     n_customers: int
     overridden: bool = False
     warnings: list[str] = field(default_factory=list)
+    # how clustered the data are at the chosen k: "strong", "moderate" or "weak" (then
+    # no_strong_structure), the figures it rests on, and what it means for the user
+    structure: str = "weak"
+    structure_evidence: dict = field(default_factory=dict)
+    structure_message: str = ""
     # centroids of the best fit per k on the selection sample: the final fit can start there
     sample_centers: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     # name -> description of every criterion scored (from the selection stage's registry)
@@ -121,6 +146,9 @@ class SegmentationResult:
     # report charts already drawn (PNG bytes by name): a big run draws the k-selection chart
     # while its final K-Means runs; the report draws whatever is missing
     charts: dict[str, bytes] = field(default_factory=dict)
+    currency: str = ""  # put before amounts in the report ([report] currency, or inferred)
+    value_model: dict | None = None  # the value model's parameters and settings, when fitted
+    holdout: dict | None = None      # the holdout check ([value] calibration_end), when run
 
     @property
     def k(self) -> int:
@@ -146,6 +174,18 @@ class SegmentationResult:
                 feats[c] = feats[c].astype("float64").round(6)
         return pd.concat([out, feats], axis=1)
 
+    def outcome_rates(self, seg) -> dict[str, dict[str, float | None]]:
+        """Each outcome column's mean in the segment (a rate for yes/no outcomes) beside the
+        base's, and the ratio of the two."""
+        out = {}
+        for c in self.features.outcomes:
+            m = seg.means.get(c)
+            b = self.profiles.population.get(c, {}).get("mean")
+            ok = m is not None and b is not None and np.isfinite(m) and np.isfinite(b)
+            out[c] = {"segment": round(m, 6) if ok else None, "base": round(b, 6) if ok else None,
+                      "index": round(m / b, 4) if ok and b else None}
+        return out
+
     def rows_summary(self) -> dict:
         return {name: s.to_dict() for name, s in self.ledger.sources.items()}
 
@@ -164,7 +204,12 @@ class SegmentationResult:
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "seed": self.config.segmentation.seed,
             "k": self.k,
+            "currency": self.currency or None,
+            "value_model": self.value_model,
+            "holdout": self.holdout,
             "no_strong_structure": self.selection.no_strong_structure,
+            "structure": self.selection.structure,
+            "structure_message": self.selection.structure_message,
             "k_selection": sel,
             "final_fit": {"init": getattr(self.model, "init_", None),
                           "iterations": getattr(self.model, "n_iter_", None),
@@ -175,6 +220,8 @@ class SegmentationResult:
             "features": {
                 "model": self.features.model_columns,
                 "descriptive": self.features.descriptive,
+                "outcomes": self.features.outcomes,
+                "value_column": self.features.value_column,
                 "encoded": self.preprocessor.feature_names_out_,
                 "transforms": [s.to_dict() for s in self.preprocessor.specs_],
                 "definitions": {k: v for k, v in self.features.definitions.items()
@@ -186,7 +233,11 @@ class SegmentationResult:
                 {"segment_id": s.segment_id, "name": s.name, "size": s.size,
                  "share": round(s.share, 6),
                  "revenue_share": None if s.revenue_share is None else round(s.revenue_share, 6),
-                 "evidence": s.evidence}
+                 "outcomes": self.outcome_rates(s),
+                 "value": {k: (round(v, 6) if isinstance(v, float) else v)
+                           for k, v in s.value.items()},
+                 "evidence": s.evidence, "checks": s.checks,
+                 "names_rejected": s.names_rejected}
                 for s in self.profiles.segments
             ],
             "warnings": self.ledger.warnings + [{"category": "k-selection", "message": w}

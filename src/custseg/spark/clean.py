@@ -28,12 +28,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from custseg.cleaning import drops_duplicate_lines, duplicates_policy, kept_duplicates_note
 from custseg.config import TableConfig
 from custseg.derive import CANCELLATION_PREFIX, NO_LABEL, RETURN_FLAGS, YES_FLAGS
 from custseg.errors import InputError
 from custseg.io.readers import NA_VALUES, sniff_delimiter, sniff_encoding
 from custseg.ledger import Ledger
-from custseg.parsing import DATE_FORMATS, clean_ids, parse_dates, parse_numeric
+from custseg.parsing import (
+    DATE_FORMATS,
+    IMPLAUSIBLE_FUTURE,
+    clean_ids,
+    date_error,
+    date_plausibility,
+    no_lines_before_as_of,
+    parse_dates,
+    parse_numeric,
+    to_naive_utc,
+)
 from custseg.parsing import clean_text as _text
 from custseg.roles import has_money, transaction_roles
 
@@ -90,6 +101,10 @@ def read_raw(spark, path: str | Path, *, delimiter: str | None = None,
             except (OSError, gzip.BadGzipFile):
                 raise InputError("not a valid gzip file", file=name) from None
             enc = encoding or sniff_encoding(sample)
+            if enc in ("utf-16", "utf-32"):
+                raise InputError(f"the file is {enc.upper()} text, which --engine spark does not "
+                                 "read line by line; save it as UTF-8 or use --engine local",
+                                 file=name)
             sep = delimiter or sniff_delimiter(sample.decode(enc, errors="replace"))
         name_for_spark = str(p.resolve())
     else:
@@ -211,7 +226,7 @@ def _date_formats(raw: RawTable, column: str, fixed: str | None,
         if first is None:
             return [], DATE_FORMATS[0]
         sample = pd.Series([first[0]], dtype="string").str.strip()
-    ok = [(f, int(pd.to_datetime(sample, format=f, errors="coerce").notna().sum()))
+    ok = [(f, int(to_naive_utc(sample, f).notna().sum()))
           for f in DATE_FORMATS]
     best, best_ok = max(ok, key=lambda t: t[1])
     return [f for f, cnt in ok if cnt == len(sample)], best if best_ok > 0 else "mixed"
@@ -236,7 +251,7 @@ def _parse_partition(columns: list[str], roles: dict[str, str], file: str, fmt: 
             if bad_ts.any() and not pd.api.types.is_datetime64_any_dtype(ts_raw):
                 # values the format cannot read at all (not just dates out of range)
                 t = ts_raw[bad_ts].astype("string").str.strip()
-                fmt_bad[bad_ts] = pd.to_datetime(t, format=fmt, errors="coerce").isna().to_numpy()
+                fmt_bad[bad_ts] = to_naive_utc(t, fmt).isna().to_numpy()
             out = {ROW: rows, "dup": pdf["__dup"].to_numpy(dtype=bool),
                    "customer_id": ids.astype(object).where(ids.notna(), None),
                    "ts": ts.to_numpy(dtype="datetime64[ns]"), "ts_bad": bad_ts,
@@ -302,7 +317,7 @@ def _first_parse_error(raw: RawTable, parsed, roles: dict[str, str], fmt: str) -
             row = int(stats[f"r_{flag}"])
             value = raw.frame.where(F.col(ROW) == row).select(raw.col(column)).first()[0]
             if kind == "date":
-                msg = f"cannot parse as a date with format {fmt} ({n} such values)"
+                msg = date_error(fmt, n, value)
             else:
                 msg = f"cannot parse as a number ({n} such values)"
             raise InputError(msg, file=raw.file, column=column, row=row, value=value)
@@ -345,10 +360,12 @@ def prepare_transactions_spark(raw: RawTable, cfg: TableConfig, *, ledger: Ledge
         fmt = fallback
         fn, schema = _parse_partition(columns, roles, file, fmt)
         parsed = df.mapInPandas(fn, schema).persist()
-    return _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt)
+    return _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt,
+                        cfg)
 
 
-def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt):
+def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_rows, fmt,
+                 cfg):
     from pyspark.sql import functions as F
 
     file = raw.file
@@ -360,21 +377,43 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
     if ids_present == 0:
         raise InputError("column has no values at all (every cell is empty)", file=file,
                          column=roles["customer_id"])
-    stage1 = (F.when(F.col("customer_id").isNull(), "missing customer_id")
-              .when(F.col("dup"), "duplicate row")
-              .when(F.col("ts_bad"), "unparseable date")
+    # identical lines: the local engine's rule (dropped only when an order id identifies lines)
+    src.duplicates = duplicates_policy(cfg, roles)
+    drop_dups = drops_duplicate_lines(cfg, roles)
+    if not drop_dups:
+        n_dups = parsed.where(F.col("dup") & F.col("customer_id").isNotNull()).count()
+        if n_dups:
+            ledger.warn("duplicates", kept_duplicates_note(file, int(n_dups), cfg))
+    stage1 = F.when(F.col("customer_id").isNull(), "missing customer_id")
+    if drop_dups:
+        stage1 = stage1.when(F.col("dup"), "duplicate row")
+    stage1 = (stage1.when(F.col("ts_bad"), "unparseable date")
               .when(F.col("ts").isNull(), "missing date"))
     p = parsed.withColumn("reason", stage1)
+    # lines per day (with the last instant of each), for the plausibility rule and the as-of date
+    days = (p.where(F.col("reason").isNull())
+            .groupBy(F.date_format("ts", "yyyy-MM-dd").alias("d"))
+            .agg(F.count("*").alias("n"))
+            .toPandas())
+    if days.empty:
+        raise InputError("column has no values at all (every cell is empty)", file=file,
+                         column=roles["timestamp"])
+    counts = pd.Series(days["n"].to_numpy(dtype="int64"), index=pd.to_datetime(days["d"]))
+    implausible, warning = date_plausibility(counts)
+    if warning:
+        ledger.warn("dates", f"{file}, column '{roles['timestamp']}': {warning}")
+    rules = F.when(F.col("reason").isNotNull(), F.col("reason"))
     if as_of is None:
-        last = p.where(F.col("reason").isNull()) \
-            .agg(F.date_format(F.max("ts"), "yyyy-MM-dd")).first()[0]
-        if last is None:
-            raise InputError("column has no values at all (every cell is empty)", file=file,
-                             column=roles["timestamp"])
-        as_of = date.fromisoformat(last)
+        last = counts.index
+        if implausible is not None:
+            rules = rules.when(F.col("ts") >= _ts(implausible), IMPLAUSIBLE_FUTURE)
+            last = last[last < implausible]
+        as_of = last.max().date()
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    rules = F.when(F.col("reason").isNotNull(), F.col("reason")) \
-        .when(F.col("ts") >= _ts(cutoff), "dated after the as-of date")
+    if not (counts.index < cutoff).any():
+        raise InputError(no_lines_before_as_of(as_of, counts.index.min()), file=file,
+                         column=roles["timestamp"])
+    rules = rules.when(F.col("ts") >= _ts(cutoff), "dated after the as-of date")
     if window_days is not None:
         start = cutoff - pd.Timedelta(days=window_days)
         rules = rules.when(F.col("ts") < _ts(start),
@@ -394,7 +433,7 @@ def _apply_rules(raw, parsed, roles, ledger, as_of, on_invalid, window_days, n_r
 
     # the ledger: excluded rows by reason, in rule order (the rows go to the driver)
     order = ["missing customer_id", "duplicate row", "unparseable date", "missing date",
-             "dated after the as-of date", f"dated before the {window_days}-day feature window",
+             IMPLAUSIBLE_FUTURE, "dated after the as-of date", f"dated before the {window_days}-day feature window",
              *[f"unparseable {r}" for r in NUMERIC_ROLES],
              "zero or negative unit price", "zero or missing amount"]
     excl = (p.where(F.col("reason").isNotNull()).select(ROW, "customer_id", "reason")

@@ -184,7 +184,7 @@ def _labels(model, df) -> np.ndarray:
 
 def choose_k_spark(spark, X: np.ndarray, *, k_min: int = 2, k_max: int = 10, seed: int = 0,
                    selection_sample: int = 20_000, silhouette_sample: int = 4_000,
-                   bootstrap: int = 5, n_init: int = 4, progress: Progress | None = None):
+                   bootstrap: int = 10, n_init: int = 4, progress: Progress | None = None):
     """:func:`custseg.selection.choose_k` with the K-Means fits on Spark.
 
     For every k, ``pyspark.ml`` K-Means (k-means||, the config's seed, ``n_init`` restarts as
@@ -196,10 +196,11 @@ def choose_k_spark(spark, X: np.ndarray, *, k_min: int = 2, k_max: int = 10, see
     """
     from pyspark.ml.evaluation import ClusteringEvaluator
 
-    from custseg.selection import KScore, decide, score_labels, selection_sample_of
+    from custseg.selection import KScore, decide, null_reference, score_labels, selection_sample_of
 
     n = X.shape[0]
     Xs, ks = selection_sample_of(X, k_min=k_min, k_max=k_max, seed=seed, size=selection_sample)
+    null = null_reference(Xs, seed=seed, size=silhouette_sample)
     df = _matrix_frame(spark, Xs, partitions=1 if len(Xs) <= 50_000 else 0).cache()
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="prediction",
                                     metricName="silhouette", distanceMeasure="squaredEuclidean")
@@ -214,7 +215,7 @@ def choose_k_spark(spark, X: np.ndarray, *, k_min: int = 2, k_max: int = 10, see
             spark_sil = float(evaluator.evaluate(pred)) if len(np.unique(labels)) > 1 else -1.0
             score = score_labels(Xs, labels, k, inertia=float(model.summary.trainingCost),
                                  seed=seed, silhouette_sample=silhouette_sample,
-                                 bootstrap=bootstrap)
+                                 bootstrap=bootstrap, null=null)
             score.criteria["spark_silhouette"] = spark_sil
             scores.append(score)
             if progress:
