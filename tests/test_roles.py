@@ -192,3 +192,11 @@ def test_status_with_returned_values_is_the_returns_flag() -> None:
     raw["status"] = ["shipped", "pending"] * 5  # no return values: not a returns flag
     assert "is_return" not in transaction_inference(list(raw.columns), TableConfig(), "t",
                                                     raw).roles
+
+
+def test_profiling_mixed_timezones_and_odd_values_never_fails() -> None:
+    p = profile_column("ts", pd.Series(["2024-01-01T10:00:00Z", "2024-01-02 11:00:00",
+                                        "2024-01-03T09:00:00+02:00"]))
+    assert p.kind == "date"
+    p = profile_column("x", pd.Series(["1e400", "-inf", "nan", "", None]))
+    assert p.kind in ("float", "text", "empty")

@@ -949,8 +949,10 @@ def _customer_columns(cust: CustomerTable) -> list[dict]:
             name = next((f for f in (col, f"{col}_", f"{col}__") if f in features), col)
             kind = ("numeric" if name in cust.numeric else "binary" if name in cust.binary
                     else "category")
-            e = _entry("customers", col, d, "feature", f"{kind} feature '{name}'",
-                       d.role if d and d.role else kind)
+            why = f"{kind} feature '{name}'"
+            if col == cust.value_column:
+                why += "; the customer's value (segment value shares)"
+            e = _entry("customers", col, d, "feature", why, d.role if d and d.role else kind)
             e["feature"] = name
             out.append(e)
     return out

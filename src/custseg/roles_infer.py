@@ -190,7 +190,10 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     like = present.iloc[:500]
     looks = like.str.match(_DATE_LIKE)
     if looks.mean() > 0.5:
-        parsed = pd.to_datetime(like[looks], format="mixed", errors="coerce")
+        try:  # (utc: a column may mix offsets, "Z" and naive times)
+            parsed = pd.to_datetime(like[looks], format="mixed", errors="coerce", utc=True)
+        except (ValueError, TypeError, OverflowError):  # profiling never stops a run
+            parsed = pd.Series(pd.NaT, index=like[looks].index)
         prof.date_share = float(parsed.notna().sum() / len(like))
         if prof.date_share >= 0.9:
             prof.kind = "date"
