@@ -150,9 +150,17 @@ def test_prepare_transactions_missing_roles() -> None:
     with pytest.raises(InputError, match="no order date/time column found") as info:
         prepare_transactions(raw, TableConfig(), file="t.csv", ledger=Ledger(), as_of=AS_OF)
     assert "Columns seen: CustomerID, Quantity, UnitPrice" in str(info.value)
-    raw = pd.DataFrame({"CustomerID": ["1"], "InvoiceDate": ["2011-01-01"]})
-    with pytest.raises(InputError, match="no amount column found"):
-        prepare_transactions(raw, TableConfig(), file="t.csv", ledger=Ledger(), as_of=AS_OF)
+
+
+def test_prepare_transactions_without_amount_counts_lines() -> None:
+    """A log of ids and dates (the classic purchase-history shape) is cleaned: each line
+    counts once and the table says it has no money; the ledger warns."""
+    raw = pd.DataFrame({"CustomerID": ["1", "1", "2"],
+                        "InvoiceDate": ["2011-01-01", "2011-01-05", "2011-01-02"]})
+    ledger = Ledger()
+    t = prepare_transactions(raw, TableConfig(), file="t.csv", ledger=ledger, as_of=AS_OF)
+    assert not t.has_money and len(t.frame) == 3
+    assert any("no amount column" in w["message"] for w in ledger.warnings)
 
 
 def test_restrict_to_customers() -> None:
@@ -400,9 +408,12 @@ def test_prepare_customers_all_empty_role_column() -> None:
 
 
 def test_prepare_customers_no_id_column() -> None:
+    """Without an id column the rows are numbered (as with row_ids = true), and said so."""
     raw = _marketing().drop(columns="ID")
-    with pytest.raises(InputError, match="no customer id column found"):
-        _prepare_cu(raw)
+    table, ledger = _prepare_cu(raw)
+    assert table.frame.index[:3].tolist() == ["1", "2", "3"]
+    assert table.inference is not None and table.inference.implicit_row_ids
+    assert any("no customer id column" in w["message"] for w in ledger.warnings)
     table, _ = _prepare_cu(raw, TableConfig(row_ids=True))
     assert table.frame.index[:3].tolist() == ["1", "2", "3"]
 

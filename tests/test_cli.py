@@ -66,10 +66,12 @@ def test_header_only(tmp_path: Path) -> None:
 
 
 def test_no_id_column(tmp_path: Path) -> None:
-    f = _customers(tmp_path, [f"{20 + i},{1000 * i}\n" for i in range(10)], header="age,income\n")
+    # (a customers table without an id is numbered by row; a transactions log needs one)
+    f = _write(tmp_path / "tx.csv", "".join(f"2024-01-{i + 1:02d},{10 + i}\n" for i in range(9)))
+    f.write_text("when,amount\n" + f.read_text())
     out = tmp_path / "out"
-    _assert_bad(_run(["segment", str(f), "--out", str(out)]), out,
-                "customers.csv", "no customer id column", "age, income")
+    _assert_bad(_run(["segment", "--transactions", str(f), "--out", str(out)]), out,
+                "tx.csv", "no customer id column", "when, amount")
 
 
 def test_all_nan_column(tmp_path: Path) -> None:

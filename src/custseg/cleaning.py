@@ -16,6 +16,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,11 +57,13 @@ from custseg.parsing import (
 )
 from custseg.roles import (
     aggregate_columns,
-    customer_roles,
+    customer_inference,
+    has_money,
     kids_columns,
     normalise,
-    transaction_roles,
+    transaction_inference,
 )
+from custseg.roles_infer import Inference
 
 # the transaction-line tokens are derive.py's, shared with the DuckDB and Spark paths
 DISCOUNT_FLAGS = YES_FLAGS  # a yes/no discount cell meaning "yes"
@@ -111,6 +114,7 @@ class CustomerTable:
     outcomes: list[str] = field(default_factory=list)  # outcome columns: profiled, not modelled
     value_column: str | None = None                    # what a segment's value share is of
     units: dict[str, str] = field(default_factory=dict)  # feature -> unit its column name gave
+    inference: Inference | None = None                 # every column's role and evidence
 
 
 @dataclass
@@ -123,6 +127,8 @@ class TransactionTable:
     roles: dict[str, str]
     as_of: date
     seen_ids: pd.Index = field(default_factory=pd.Index)           # every id in the file
+    has_money: bool = True          # False: a log of ids and dates (no amount): no money features
+    inference: Inference | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,10 +224,10 @@ def prepare_customers(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger:
     missing instead of turning the column into categories, and outlier fences are not derived
     from the batch: ``fences`` (the ones learned at fit time, see ``CustomerTable.fences``) apply.
     """
-    roles = customer_roles(list(raw.columns), cfg, file)
+    inf = customer_inference(list(raw.columns), cfg, file, raw)
     ledger.source("customers", file, len(raw))
-    c = _CustomerCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
-                          on_invalid=on_invalid, scoring=scoring)
+    c = _CustomerCleaning(raw, cfg, file=file, ledger=ledger, roles=dict(inf.roles),
+                          on_invalid=on_invalid, scoring=scoring, inference=inf)
     c.exclude_rows_without_id()
     c.exclude_duplicates()
     as_of = c.add_signup_date(as_of)
@@ -238,15 +244,19 @@ class _CustomerCleaning:
     add feature columns to ``frame`` and clear ``keep`` for excluded rows."""
 
     def __init__(self, raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledger: Ledger,
-                 roles: dict[str, str], on_invalid: str, scoring: bool) -> None:
+                 roles: dict[str, str], on_invalid: str, scoring: bool,
+                 inference: Inference | None = None) -> None:
         self.raw, self.cfg, self.file, self.ledger = raw, cfg, file, ledger
         self.roles, self.on_invalid, self.scoring = roles, on_invalid, scoring
+        self.inference = inference
+        # no id column at all: the rows are numbered (as with row_ids = true), and said so
+        self.row_ids = cfg.row_ids or bool(inference and inference.implicit_row_ids)
         self.columns = list(raw.columns)
         self.rows = row_numbers(len(raw))
         self.keep = np.ones(len(raw), dtype=bool)
         self.ids = pd.Series(self.rows.astype(str), index=raw.index, dtype="string")
         self.used = set(roles.values()) | set(cfg.ignore)  # columns with a job already
-        self.distinct = bool(cfg.row_ids)                  # ids known to be all different
+        self.distinct = self.row_ids                       # ids known to be all different
         self.frame = pd.DataFrame()
         self.numeric: list[str] = []
         self.binary: list[str] = []
@@ -261,6 +271,25 @@ class _CustomerCleaning:
         self.outcomes: list[str] = []
         self.value_column: str | None = None
         self.units: dict[str, str] = {}  # feature -> unit from its column's name ("k$")
+        self.as_category = set(cfg.categorical)
+        if inference is not None:
+            self._apply_hints(inference)
+
+    def _apply_hints(self, inf: Inference) -> None:
+        """What the inference says of columns without a role: row numbers are never features,
+        integer codes (Channel, Region) are categories."""
+        if inf.implicit_row_ids and not self.cfg.row_ids:
+            self.ledger.warn("columns", f"{self.file}: no customer id column; customers are "
+                             "numbered by row (1..n). Name one with [customers] id = \"...\"")
+        if inf.row_number_id:
+            self.ledger.warn("columns", f"{self.file}: column '{inf.row_number_id}' holds row "
+                             "numbers; used as the customer id because no better id column "
+                             "exists")
+        for c in inf.hinted("row_number"):
+            if c not in self.used:
+                self.used.add(c)
+                self.ignored[c] = "row numbers (1..n), not a property of the customer"
+        self.as_category |= set(inf.hinted("coded_category"))
 
     # ---- typed columns (in the frame's index), with unparseable values counted as missing
 
@@ -295,7 +324,7 @@ class _CustomerCleaning:
 
     def exclude_rows_without_id(self) -> None:
         """Ids as text (row numbers with ``row_ids``); rows without one are excluded."""
-        if self.cfg.row_ids:
+        if self.row_ids:
             return
         col = self.roles["customer_id"]
         self.ids = clean_ids(self.raw[col])
@@ -310,8 +339,8 @@ class _CustomerCleaning:
         The frame the features go into is indexed by the ids from here on.
         """
         ids, keep = self.ids, self.keep
-        self.distinct = self.cfg.row_ids or _all_distinct(ids, keep)
-        if not (self.distinct and not self.cfg.row_ids):  # (duplicate rows share an id)
+        self.distinct = self.row_ids or _all_distinct(ids, keep)
+        if not (self.distinct and not self.row_ids):  # (duplicate rows share an id)
             self.exclude(duplicate_rows(self.raw, self.roles.get("customer_id")), "duplicate row")
         dup_id = np.zeros(len(ids), dtype=bool)
         if not self.distinct:  # (row numbers as ids, or ids all different: no id is shared)
@@ -435,7 +464,7 @@ class _CustomerCleaning:
         """Pre-aggregated behaviour (``marketing_campaign.csv`` style): spend per category and
         purchases per channel, kept raw (negative counts as 0) for the feature step."""
         spend, channels, deals = aggregate_columns(self.columns,
-                                                   self.used | set(self.cfg.categorical))
+                                                   self.used | self.as_category)
         self.category_spend, self.channel_purchases, self.deal_purchases = spend, channels, deals
         for c in [*spend.values(), *channels.values(), *([deals] if deals else [])]:
             self.frame[f"__raw__{c}"] = self.num(c).clip(lower=0)
@@ -522,7 +551,7 @@ class _CustomerCleaning:
         """A column as text (or numbers, when every cell is one) and its numbers with the
         unparseable mask (None for a column the config says is categorical)."""
         col = self.raw[c]
-        parsed = None if c in self.cfg.categorical else parse_numeric(
+        parsed = None if c in self.as_category else parse_numeric(
             col, file=self.file, column=c, rows=self.rows, on_invalid="exclude")
         if pd.api.types.is_numeric_dtype(col):
             text = col
@@ -535,7 +564,7 @@ class _CustomerCleaning:
     def _add_column(self, c: str, text: pd.Series,
                     parsed: tuple[pd.Series, np.ndarray] | None) -> None:
         forced = ("numeric" if c in self.cfg.numeric
-                  else "categorical" if c in self.cfg.categorical else None)
+                  else "categorical" if c in self.as_category else None)
         if text[self.keep].isna().all() and not self.scoring:
             raise InputError("column has no values at all (every cell is empty); "
                              "add it to `ignore` in the config to skip it", file=self.file, column=c)
@@ -607,7 +636,7 @@ class _CustomerCleaning:
             channel_purchases=self.channel_purchases, deal_purchases=self.deal_purchases,
             ignored=self.ignored, seen_ids=pd.Index(ids if self.distinct else ids.unique()),
             fences=self.fences, outcomes=self.outcomes, value_column=self.value_column,
-            units=self.units)
+            units=self.units, inference=self.inference)
 
 
 def _feature_name(column: str, frame: pd.DataFrame) -> str:
@@ -632,10 +661,11 @@ def prepare_transactions(raw: pd.DataFrame, cfg: TableConfig, *, file: str, ledg
     price. Cancellations (order id starting with "C"), negative quantities or amounts and rows
     flagged as returns are kept as returns and reduce the customer's net monetary value.
     """
-    roles = transaction_roles(list(raw.columns), cfg, file)
+    inf = transaction_inference(list(raw.columns), cfg, file, raw)
     ledger.source("transactions", file, len(raw))
-    t = _TransactionCleaning(raw, cfg, file=file, ledger=ledger, roles=roles,
+    t = _TransactionCleaning(raw, cfg, file=file, ledger=ledger, roles=dict(inf.roles),
                              on_invalid=on_invalid)
+    t.inference = inf
     t.exclude_rows_without_id()
     t.exclude_duplicates()
     t.parse_timestamps()
@@ -659,6 +689,7 @@ class _TransactionCleaning:
         self.qty: pd.Series | None = None
         self.price: pd.Series | None = None
         self.amount = pd.Series(dtype="float64")
+        self.inference: Inference | None = None
 
     def exclude(self, mask: np.ndarray, reason: str) -> None:
         """Exclude the kept rows in ``mask`` for ``reason``."""
@@ -730,6 +761,14 @@ class _TransactionCleaning:
         a zero or negative unit price, and a zero or missing amount, exclude the row."""
         self.qty = self.num("quantity") if "quantity" in self.roles else None
         self.price = self.num("unit_price") if "unit_price" in self.roles else None
+        if not has_money(self.roles):
+            # a log of ids and dates (perhaps with a count): each line counts once; the money
+            # features are left out, not set to zero
+            self.ledger.warn("columns", f"{self.file}: no amount column (nor quantity and unit "
+                             "price); recency, frequency and tenure are computed, money "
+                             "features (monetary, average order value, return rate) are not")
+            self.amount = pd.Series(1.0, index=self.raw.index)
+            return
         if "amount" in self.roles:
             self.amount = self.num("amount")
         else:
@@ -790,7 +829,8 @@ class _TransactionCleaning:
             out["discount"] = self.discount()
         return TransactionTable(file=self.file, frame=out.loc[self.keep].reset_index(drop=True),
                                 roles=self.roles, as_of=as_of,
-                                seen_ids=pd.Index(self.ids.dropna().unique()))
+                                seen_ids=pd.Index(self.ids.dropna().unique()),
+                                has_money=has_money(self.roles), inference=self.inference)
 
 
 def restrict_to_customers(tx: TransactionTable, known_ids: pd.Index, ledger: Ledger) -> None:
@@ -803,3 +843,137 @@ def restrict_to_customers(tx: TransactionTable, known_ids: pd.Index, ledger: Led
                         frame["customer_id"][unknown], "customer not in the customers table")
     ledger.sources["transactions"].returns -= int(frame["is_return"].to_numpy()[unknown].sum())
     tx.frame = frame.loc[~unknown].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# every column accounted for
+
+#: what a role's column is used for (customers: the feature it becomes or derives)
+CUSTOMER_USE: dict[str, tuple[str, str]] = {
+    "customer_id": ("id", "the customer id"),
+    "birth_year": ("derives", "age"), "birth_date": ("derives", "age"),
+    "signup_date": ("derives", "tenure_days"),
+    "education": ("feature", "education level (ordered) or categories"),
+}
+TRANSACTION_USE: dict[str, tuple[str, str]] = {
+    "customer_id": ("id", "the customer id"),
+    "order_id": ("derives", "frequency (distinct orders), cancellations"),
+    "timestamp": ("derives", "recency_days, frequency, tenure_days, mean_gap_days"),
+    "amount": ("derives", "monetary, avg_order_value, return_rate"),
+    "quantity": ("derives", "items_per_order, returns (negative quantities)"),
+    "unit_price": ("derives", "monetary (quantity x unit price)"),
+    "category": ("derives", "category spend shares"),
+    "channel": ("derives", "channel order shares"),
+    "discount": ("derives", "discount_share"),
+    "is_return": ("derives", "returns (return_rate, purchases net of returns)"),
+}
+INFORMATIVE_TOKENS = ("category", "product", "family", "group", "department", "promo",
+                      "coupon", "discount", "channel", "segment", "brand", "class", "sku")
+
+
+def account_columns(cust: CustomerTable | None, tx: TransactionTable | Any | None,
+                    ledger: Ledger | None = None) -> list[dict]:
+    """One entry per input column: its role, the confidence and evidence for it, and its use:
+    ``id``, ``feature`` (clustered), ``derives`` (features are computed from it),
+    ``profiled`` (described per segment, not clustered) or ``ignored`` (with the reason).
+
+    With ``ledger``, an ignored column that looks informative (a category, a promotion flag,
+    a product family) is also a warning.
+    """
+    out: list[dict] = []
+    if cust is not None:
+        out += _customer_columns(cust)
+    if tx is not None and getattr(tx, "inference", None) is not None:
+        out += _transaction_columns(tx)
+    if ledger is not None:
+        for e in out:
+            if e["use"] == "ignored" and e.get("informative"):
+                ledger.warn("columns", f"{e['table']} column '{e['column']}' looks informative "
+                            f"but is not used: {e['reason']}. To use it, name its role in the "
+                            f"config, e.g. {e['settle']}")
+    for e in out:
+        e.pop("informative", None)
+        e.pop("settle", None)
+    return out
+
+
+def _entry(table: str, col: str, d, use: str, reason: str, role: str | None = None) -> dict:
+    return {"table": table, "column": col, "role": role if role is not None else d.role if d
+            else None, "confidence": round(float(d.confidence), 2) if d else None,
+            "evidence": d.evidence if d else "", "use": use, "reason": reason}
+
+
+def _customer_columns(cust: CustomerTable) -> list[dict]:
+    inf = cust.inference
+    decisions = inf.decisions if inf is not None else {}
+    by_col = {c: r for r, c in cust.roles.items()}
+    features = set(cust.numeric) | set(cust.binary) | set(cust.categorical)
+    derived = {c: "monetary, category spend shares" for c in cust.category_spend.values()}
+    derived |= {c: "frequency, channel shares" for c in cust.channel_purchases.values()}
+    if cust.deal_purchases:
+        derived[cust.deal_purchases] = "discount_share"
+    kids = cust.roles.get("children", "")
+    if "+" in kids:
+        derived |= {c: "children (summed)" for c in kids.split("+")}
+    out = []
+    if inf is not None and inf.implicit_row_ids:
+        out.append({"table": "customers", "column": "(row number)", "role": "customer_id",
+                    "confidence": 1.0, "evidence": "no id column: rows are numbered 1..n",
+                    "use": "id", "reason": "the customer id (row order)"})
+    columns = list(decisions) if decisions else list(dict.fromkeys([*by_col, *cust.ignored]))
+    for col in columns:
+        d = decisions.get(col)
+        role = by_col.get(col)
+        if role is not None:
+            use, why = CUSTOMER_USE.get(role, ("feature", f"feature '{role}'"))
+            if role == "customer_id" and inf is not None and inf.row_number_id == col:
+                why = "the customer id (row numbers: no better id column exists)"
+            e = _entry("customers", col, d, use, why, role)
+            if use == "feature":
+                e["feature"] = (role if role != "education" else EDUCATION_FEATURE
+                                if EDUCATION_FEATURE in cust.numeric else "education")
+            out.append(e)
+        elif col in derived:
+            out.append(_entry("customers", col, d, "derives", derived[col], "aggregate"))
+        elif col in cust.outcomes:
+            out.append(_entry("customers", col, d, "profiled",
+                              "an outcome: described per segment, not used to form segments",
+                              "outcome"))
+        elif col in cust.ignored:
+            e = _entry("customers", col, d, "ignored", cust.ignored[col])
+            e["informative"] = any(t in col.lower() for t in INFORMATIVE_TOKENS) \
+                and "config" not in cust.ignored[col]
+            e["settle"] = f'[customers] categorical = ["{col}"]'
+            out.append(e)
+        else:
+            name = next((f for f in (col, f"{col}_", f"{col}__") if f in features), col)
+            kind = ("numeric" if name in cust.numeric else "binary" if name in cust.binary
+                    else "category")
+            why = f"{kind} feature '{name}'"
+            if col == cust.value_column:
+                why += "; the customer's value (segment value shares)"
+            e = _entry("customers", col, d, "feature", why, d.role if d and d.role else kind)
+            e["feature"] = name
+            out.append(e)
+    return out
+
+
+def _transaction_columns(tx: TransactionTable) -> list[dict]:
+    assert tx.inference is not None
+    by_col = {c: r for r, c in tx.roles.items()}
+    out = []
+    for col, d in tx.inference.decisions.items():
+        role = by_col.get(col)
+        if role is not None:
+            use, why = TRANSACTION_USE.get(role, ("derives", role))
+            if role == "amount" or (role in ("quantity", "unit_price") and not tx.has_money):
+                why = why if tx.has_money else "counts only (no money on the lines)"
+            out.append(_entry("transactions", col, d, use, why, role))
+            continue
+        reason = ("ignored in the config" if d.source == "config" and "ignored" in d.evidence
+                  else f"plays no role in a transactions log ({d.evidence})")
+        e = _entry("transactions", col, d, "ignored", reason)
+        e["informative"] = d.hint == "informative"
+        e["settle"] = f'[transactions.columns] category = "{col}"'
+        out.append(e)
+    return out

@@ -225,6 +225,10 @@ def _segment(customers: Path | str | None, transactions: Path | None, config: Pa
             "segment", out, as_of=result.as_of, k=result.k,
             summary={"segments": [{"segment_id": s.segment_id, "name": s.name, "size": s.size}
                                   for s in result.profiles.segments]})
+    for w in result.ledger.warnings:
+        if w["category"] == "columns":  # a column ignored that looks informative, no id, ...
+            err_console.print(f"[yellow]warning:[/] {escape(w['message'])}", highlight=False,
+                              soft_wrap=True)
     if not quiet:
         out_console.print(_segments_table(result))
         s = result.customers_summary()
@@ -274,6 +278,61 @@ def segment(
     _guard(lambda: _segment(customers, transactions, config, k, as_of, seed, out, quiet,
                             previous_model, workspace, engine, spark_master, db=db,
                             calibration_end=calibration_end))
+
+
+def _inspect(customers: Path | None, transactions: Path | None, write_config: Path | None,
+             quiet: bool) -> None:
+    from custseg.config import TableConfig
+    from custseg.io.readers import read_table
+    from custseg.io.writers import write_text
+    from custseg.roles import config_toml, customer_inference, inspect_rows, transaction_inference
+
+    if customers is None and transactions is None:
+        raise typer.BadParameter("give a customers file, --transactions, or both")
+    tables = []
+    for kind, path, infer in (("customers", customers, customer_inference),
+                              ("transactions", transactions, transaction_inference)):
+        if path is None:
+            continue
+        frame = read_table(path)
+        inf = infer([str(c) for c in frame.columns], TableConfig(), str(path), frame)
+        tables.append((kind, str(Path(path).resolve()), inf))
+        if quiet:
+            continue
+        table = Table(title=f"{kind}: {path} ({len(frame):,} rows)", title_justify="left")
+        for col, just in (("column", "left"), ("role", "left"), ("conf.", "right"),
+                          ("type", "left"), ("missing", "right"), ("distinct", "right"),
+                          ("example", "left"), ("evidence", "left")):
+            table.add_column(col, justify=just, overflow="fold")
+        for r in inspect_rows(frame, inf):
+            ex = r["example"] if len(r["example"]) <= 24 else r["example"][:23] + "…"
+            table.add_row(escape(r["column"]), r["role"],
+                          "" if r["confidence"] is None else f"{r['confidence']:.2f}",
+                          r["type"], f"{r['missing']:.0%}", f"{r['distinct']:,}", escape(ex),
+                          escape(r["evidence"]))
+        out_console.print(table)
+    if write_config is not None:
+        from custseg._version import __version__ as v
+
+        write_text(write_config, config_toml(tables, f"(custseg {v})"))
+        if not quiet:
+            out_console.print(f"config written to {write_config}; edit it, then run "
+                              f"custseg segment --config {write_config} --out results/",
+                              highlight=False)
+
+
+@app.command()
+def inspect(
+    customers: Path | None = typer.Argument(None, help="customers table (csv, parquet, xlsx)"),
+    transactions: Path | None = typer.Option(None, "--transactions", "-t",
+                                             help="transactions log"),
+    write_config: Path | None = typer.Option(
+        None, "--write-config", help="write a commented custseg.toml reproducing these roles"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no tables"),
+) -> None:
+    """Show each column's inferred role, confidence, type, missing share, distinct values
+    and an example; optionally write a config that reproduces them."""
+    _guard(lambda: _inspect(customers, transactions, write_config, quiet))
 
 
 def _drift(reference: str, current: str, model: Path | None, out: Path,

@@ -95,7 +95,10 @@ __all__ = ["NumericRole", "NUMERIC_ROLES", "CATEGORY_ROLES", "EDUCATION_FEATURE"
 
 # ---- transaction lines: the values that mark a line, read by every engine (the local pandas
 # cleaning and Spark's per-partition parsing), so the engines cannot disagree about a token
-RETURN_FLAGS: tuple[str, ...] = ("1", "true", "yes", "y", "t", "returned")  # is_return column
+# an is_return column's values that mark a return: yes/no flags, or an order status that says
+# the line was returned, refunded or cancelled
+RETURN_FLAGS: tuple[str, ...] = ("1", "true", "yes", "y", "t", "returned", "return", "refunded",
+                                 "refund", "cancelled", "canceled", "void", "voided")
 YES_FLAGS: tuple[str, ...] = ("1", "true", "yes", "y", "t")  # a yes/no discount column's yes
 CANCELLATION_PREFIX = "C"  # an order id starting with it (any case) is a cancellation
 NO_LABEL = "Unknown"  # a line's category / channel when the cell is empty

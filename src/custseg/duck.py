@@ -49,7 +49,8 @@ from custseg.parsing import (
     date_plausibility,
     no_lines_before_as_of,
 )
-from custseg.roles import transaction_roles
+from custseg.roles import has_money, transaction_inference
+from custseg.roles_infer import Inference
 
 # files at least this big go through DuckDB when the choice is "auto" (~1M lines of text)
 AUTO_MIN_BYTES = 64 * 1024 * 1024
@@ -369,6 +370,8 @@ class SqlTransactions:
     file: str
     roles: dict[str, str]
     as_of: date
+    inference: Inference | None = None   # every column's role and evidence
+    has_money: bool = True               # (a log without amounts is cleaned in pandas)
 
     def behaviour(self, cfg: FeatureConfig,
                   fixed_groups: dict[str, list[str]] | None = None) -> Behaviour:
@@ -496,7 +499,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
 
     columns, types = _load_source(con, path, delimiter=delimiter, encoding=encoding)
     step()
-    roles = transaction_roles(columns, cfg, file)
+    # the roles are inferred from the names and the first rows' content, as on the pandas path
+    sample = _csv_guard(lambda: con.execute("SELECT * FROM raw_stream LIMIT 5000").df())
+    inference = transaction_inference(columns, cfg, file, sample)
+    roles = dict(inference.roles)
+    if not has_money(roles):
+        raise Unsupported("no amount: a log of ids and dates is cleaned on the pandas path")
     date_fmt, exact = _first_date_format(con, roles["timestamp"], types, cfg.date_format)
     step()
     date_fmt = _type_lines(con, columns, types, roles, date_fmt, exact, cfg.date_format)
@@ -526,7 +534,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path, file: str, cfg: TableCo
     src.returns = int(con.execute("SELECT count(*) FROM clean WHERE is_return").fetchone()[0])
     _free_work_tables(con)
     step()
-    return SqlTransactions(con=con, file=file, roles=roles, as_of=as_of)
+    return SqlTransactions(con=con, file=file, roles=roles, as_of=as_of, inference=inference)
 
 
 def _first_date_format(con: duckdb.DuckDBPyConnection, date_col: str, types: dict[str, str],

@@ -42,6 +42,7 @@ from custseg.roles import (
     detect_roles,
     normalise,
 )
+from custseg.roles_infer import name_hint
 from custseg.score import LoadedModel
 
 Cell = str | int | float | bool | None  # a JSON value, read like a CSV cell
@@ -238,6 +239,9 @@ class FastScorer:
         used = set(roles.values()) | set(cfg.ignore)
         if self._needs_batch_rules(columns, roles, used):
             return None
+        if any(name_hint(c) for c in columns if c not in used
+               and c not in cfg.categorical and c not in cfg.numeric):
+            return None  # row numbers, outcomes, integer codes: their content decides
         steps = self._role_steps(roles)
         others = self._other_columns(columns, used, [s.feature for s in steps])
         if others is None or not self._fits_model([s.feature for s in steps]

@@ -45,6 +45,7 @@ DEFINITIONS: dict[str, str] = {
     "children": "number of children in the household",
     "household_size": "people in the household",
 }
+MONEY_FEATURES = ("monetary", "avg_order_value", "return_rate")  # need amounts on the lines
 DESCRIPTIVE_ONLY = {"purchase_rate", "mean_gap_days", "items_per_order", "online_share"}
 ONLINE_CHANNELS = ("web", "app", "online", "internet", "mobile", "ecommerce", "website", "catalog")
 
@@ -389,6 +390,7 @@ class Behaviour:
     # customers whose clean lines are all returns (the engine may know them directly;
     # otherwise customer_ids minus the frame's customers)
     no_purchase: pd.Index | None = None
+    has_money: bool = True   # False: the log has no amounts (money features are left out)
 
     def without_purchases(self) -> pd.Index:
         if self.no_purchase is not None:
@@ -427,7 +429,7 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         beh, groups = transaction_features(transactions, cfg, fixed_groups)
         behaviour = Behaviour(frame=beh, groups=groups, as_of=transactions.as_of,
                               customer_ids=pd.Index(transactions.frame["customer_id"].unique()),
-                              file=transactions.file)
+                              file=transactions.file, has_money=transactions.has_money)
     has_tx = behaviour is not None
     as_of = behaviour.as_of if behaviour is not None else None
 
@@ -445,6 +447,10 @@ def build_features(customers: CustomerTable | None, transactions: TransactionTab
         if "items_per_order" in beh.columns:
             descriptive.append("items_per_order")
         value_column = "monetary"
+        if not behaviour.has_money:  # absent, not zero: a log of ids and dates
+            beh = beh.drop(columns=[c for c in MONEY_FEATURES if c in beh.columns])
+            numeric = [c for c in numeric if c not in MONEY_FEATURES]
+            value_column = None
     if customers is not None:
         demo = customers.frame.copy(deep=False)  # new columns never touch the caller's frame
         if behaviour is not None:

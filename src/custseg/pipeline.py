@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from custseg.cleaning import prepare_customers, prepare_transactions, restrict_to_customers
+from custseg.cleaning import (
+    account_columns,
+    prepare_customers,
+    prepare_transactions,
+    restrict_to_customers,
+)
 from custseg.config import Config
 from custseg.derive import infer_currency
 from custseg.duck import SqlTransactions, Unsupported, prepare_transactions_sql, wants_duckdb
@@ -109,6 +114,7 @@ class PreparedData:
     currency: str | None = None              # the symbol the amount / value column names show
     value_model: dict | None = None          # what the value model fitted (add_value_columns)
     holdout: HoldoutRun | None = None        # the holdout check ([value] calibration_end)
+    columns: list[dict] = field(default_factory=list)  # every input column: role, use, why
 
 
 def prepare_data(customers: Source = None, transactions: Source = None, *,
@@ -203,6 +209,12 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
             seen_tx = tx
         as_of = feats.as_of or as_of
         account_for_customers(ledger, cust, seen_tx, feats, complete=sql_tx is None)
+        columns = account_columns(cust, tx if sql_tx is None else sql_tx, ledger)
+        for e in columns:  # a feature [features] include/exclude left out of the model
+            f = e.get("feature")
+            if e["use"] == "feature" and f is not None and f not in feats.model_columns:
+                e["use"] = "profiled" if f in feats.descriptive else "ignored"
+                e["reason"] += " (left out of the model by [features])"
     files = {k: v for k, v in (("customers", cust_file), ("transactions", tx_file)) if v}
     holdout = _holdout(cfg, tx, sql_tx, as_of, timer)
     tx_roles = tx.roles if tx is not None else sql_tx.roles if sql_tx is not None else {}
@@ -214,7 +226,7 @@ def _prepare_rest(customers: Source, transactions: Source, cfg: Config, timer: S
                         ignored_columns=dict(cust.ignored) if cust is not None else {},
                         fences=dict(cust.fences) if cust is not None else {},
                         transactions_engine=engine, currency=infer_currency(money_columns),
-                        holdout=holdout)
+                        holdout=holdout, columns=columns)
 
 
 def run_segmentation(customers: Source = None, transactions: Source = None, *,
@@ -291,7 +303,14 @@ def add_value_columns(data: PreparedData, cfg: Config) -> PreparedData:
             data.ledger.warn("value", info["note"])
         else:
             info = run.info
+            # a log without amounts (ids and dates) has no spend: purchases and P(alive) only
+            money = "monetary" in f.frame.columns
+            if not money:
+                info["note_money"] = ("the log has no amounts: expected spend and CLV are not "
+                                      "computed (P(alive) and expected purchases need dates only)")
             for c in VALUE_COLUMNS:
+                if not money and c in ("expected_spend", "clv"):
+                    continue
                 if run.columns[c].notna().any():
                     frame[c] = run.columns[c]
                     descriptive.append(c)
@@ -425,7 +444,7 @@ def _model_and_profile(cfg: Config, X: np.ndarray, pre: Preprocessor, data: Prep
         distances=dist, profiles=profiles, silhouette=sil, segment_map=smap, fences=data.fences,
         ignored_columns=data.ignored_columns, timings=timer.timings, charts=charts,
         currency=currency or "", value_model=data.value_model, why=why,
-        holdout=_holdout_by_segment(data.holdout, feats, labels, profiles))
+        holdout=_holdout_by_segment(data.holdout, feats, labels, profiles), columns=data.columns)
 
 
 def explain_assignments(X: np.ndarray, labels: np.ndarray, model: SegmentModel,

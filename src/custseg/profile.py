@@ -162,7 +162,9 @@ def value_by_segment(profiles: Profiles, features: FeatureTable, labels: np.ndar
     if "p_alive" not in f.columns:
         return
     p = f["p_alive"].to_numpy(float)
-    purchases = f["expected_purchases"].to_numpy(float)
+    # (expected purchases are absent when the fit gave none, e.g. on a tiny log)
+    purchases = (f["expected_purchases"].to_numpy(float) if "expected_purchases" in f.columns
+                 else None)
     clv = f["clv"].to_numpy(float) if "clv" in f.columns else None
     total_clv = float(np.nansum(clv)) if clv is not None else None
     for s in profiles.segments:
@@ -171,7 +173,8 @@ def value_by_segment(profiles: Profiles, features: FeatureTable, labels: np.ndar
         s.value = {
             "active_share": float(np.mean(p[m] >= at_risk_below)),
             "mean_p_alive": float(np.mean(p[m])),
-            "expected_purchases": float(np.nansum(purchases[m])),
+            "expected_purchases": (float(np.nansum(purchases[m])) if purchases is not None
+                                   else None),
             "clv_total": seg_clv,
             "clv_share": (seg_clv / total_clv) if seg_clv is not None and total_clv else None,
             "clv_per_customer": (seg_clv / int(m.sum())) if seg_clv is not None else None,

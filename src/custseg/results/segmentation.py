@@ -139,6 +139,9 @@ class SegmentationResult:
     silhouette: SilhouetteProfile | None = None
     segment_map: SegmentMap | None = None
     ignored_columns: dict[str, str] = field(default_factory=dict)
+    # every input column: {table, column, role, confidence, evidence, use, reason}, where use
+    # is id / feature / derives / profiled / ignored
+    columns: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     # report charts already drawn (PNG bytes by name): a big run draws the k-selection chart
     # while its final K-Means runs; the report draws whatever is missing
@@ -228,6 +231,7 @@ class SegmentationResult:
                                 if k in self.features.frame.columns},
                 "ignored_columns": self.ignored_columns,
             },
+            "columns": self.columns,
             "segments": [
                 {"segment_id": s.segment_id, "name": s.name, "size": s.size,
                  "share": round(s.share, 6),

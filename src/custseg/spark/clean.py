@@ -46,7 +46,7 @@ from custseg.parsing import (
     to_naive_utc,
 )
 from custseg.parsing import clean_text as _text
-from custseg.roles import transaction_roles
+from custseg.roles import has_money, transaction_roles
 
 ROW = "__row"
 NUMERIC_ROLES = ("quantity", "unit_price", "amount")
@@ -334,6 +334,10 @@ def prepare_transactions_spark(raw: RawTable, cfg: TableConfig, *, ledger: Ledge
     file = raw.file
     columns = raw.columns
     roles = transaction_roles(columns, cfg, file)
+    if not has_money(roles):
+        raise InputError("the Spark engine needs an amount column (or quantity and unit "
+                         "price); a log of ids and dates runs on the local engine "
+                         "(--engine local). Columns seen: " + ", ".join(columns), file=file)
     df = raw.frame
     n_rows = df.count()
     if n_rows == 0:
