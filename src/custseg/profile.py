@@ -424,7 +424,9 @@ def _describe_check(check: Check, value: float | None, threshold: float | None,
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.0%}"
+    """A share: one decimal (35.3%), so a figure and the threshold it misses never print the
+    same."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.1%}"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ THEME_LABELS = {
 INDEX_MIN = 1.2     # a level is "over-indexing" at 1.2x the base's share or more
 UNDER_INDEX = 0.8   # ... and "under-indexing" at 0.8x or less
 MIN_SHARE = 0.05    # and only when it is at least 5% of the segment's spend / orders
+MIN_OUTCOME_GAP = 0.02  # and an outcome rate at least 2 points from the base's
 PRICE_INDEX = 1.25  # median order value 25% above (or 1/1.25 below) the base's: a price point
 
 
@@ -174,7 +175,8 @@ def _specifics(seg: SegmentProfile, profiles: Profiles, cats: list[dict], chans:
     if cats:
         out["personalisation"].append(f"Lead with {_levels_text(cats, 'spend')}.")
         out["product_development"].append(
-            f"Deepen the {' and '.join(d['level'] for d in cats)} range they over-index on.")
+            f"Deepen the {' and '.join(d['level'] for d in cats)} "
+            f"{'ranges' if len(cats) > 1 else 'range'} they over-index on.")
     if chans:
         out["targeted_marketing"].append(f"Reach them through {_levels_text(chans, 'orders')}.")
     price = _price_point(seg, profiles, currency)
@@ -191,6 +193,8 @@ def _specifics(seg: SegmentProfile, profiles: Profiles, cats: list[dict], chans:
             f"{money(v['value_at_risk'], currency)} of expected value: reach them first.")
     high, low = [], []
     for c, m, b in _outcome_rates(seg, profiles, outcomes):
+        if abs(m - b) < MIN_OUTCOME_GAP * (1 if 0 <= b <= 1 else abs(b)):
+            continue  # 1% vs 0.7%: an index, not a difference worth acting on
         if m / b >= INDEX_MIN:
             high.append((c, m, b))
         elif m / b <= UNDER_INDEX and not _is_churn(c):
@@ -231,6 +235,8 @@ def _is_churn(column: str) -> bool:
 
 
 def _rate(x: float) -> str:
+    if 0 <= x < 0.1:
+        return f"{x:.1%}"
     return f"{x:.0%}" if 0 <= x <= 1 else _fmt(x)
 
 

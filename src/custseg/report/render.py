@@ -364,13 +364,13 @@ class _View:
         return _image(png, alt, caption)
 
     def outcome_columns(self) -> list[dict]:
-        """The outcome columns shown beside the segments (at most four: those whose rates
+        """The outcome columns shown beside the segments (at most two: those whose rates
         differ most between segments), with the base rate."""
         f, pop = self.r.features, self.r.profiles.population
         cols = [c for c in f.outcomes if c in pop]
         spread = {c: np.nanmax([s.means.get(c, np.nan) for s in self.segs])
                   - np.nanmin([s.means.get(c, np.nan) for s in self.segs]) for c in cols}
-        cols = sorted(cols, key=lambda c: (-spread[c], c))[:4]
+        cols = sorted(cols, key=lambda c: (-spread[c], c))[:2]
         return [{"column": c, "label": feature_label(c), "base": pop[c]["mean"]} for c in cols]
 
     def overview_rows(self) -> list[dict]:
