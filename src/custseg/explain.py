@@ -18,22 +18,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from custseg.labels import feature_label
+from custseg.labels import number as _fmt
 
 MIN_WEIGHT = 0.25   # a shared departure of at least a quarter SD
 TOP = 2
 CHUNK = 200_000
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if abs(x) < 0.005:
-        return "0.00"  # (never "-0.00")
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
 
 
 def why_placed(X: np.ndarray, centroid_rows: np.ndarray, centroids: np.ndarray,

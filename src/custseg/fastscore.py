@@ -32,7 +32,6 @@ from custseg.derive import (
     cap_label,
 )
 from custseg.errors import CustsegError
-from custseg.explain import why_placed
 from custseg.preprocess import ONE_HOT_SCALE, ColumnSpec
 from custseg.roles import (
     CATEGORY_SPEND,
@@ -197,25 +196,11 @@ class FastScorer:
         return row
 
     def _why(self, x: np.ndarray, segment_id: int, values: dict) -> str | None:
-        """Why the customer is in its segment, as the batch scorer says it (custseg.explain)."""
-        segs = self.lm.manifest.get("segments", [])
-        if not segs or not all("medians" in s for s in segs):
-            return None
-        ids = np.asarray(self.lm.model.segment_ids_)
-        by_id = {int(s["segment_id"]): s["medians"] for s in segs}
-        pre = self.lm.preprocessor
-        features = [c for c in [*pre.numeric, *pre.binary]
-                    if c in values and not isinstance(values[c], str)]
-        nan = float("nan")
-        return why_placed(
-            x, np.searchsorted(ids, [segment_id]), np.asarray(self.lm.model.cluster_centers_),
-            pre.feature_names_out_, features,
-            {c: np.array([nan if values[c] is None else values[c]], dtype="float64")
-             for c in features},
-            [{k: (nan if v is None else v) for k, v in by_id[int(i)].items()} for i in ids],
-            {k: (nan if v is None else v)
-             for k, v in self.lm.manifest.get("population_medians", {}).items()},
-            self.lm.manifest.get("units", {}))[0]
+        """Why the customer is in its segment, as the batch scorer says it."""
+        numeric = {c: np.array([np.nan if v is None else v], dtype="float64")
+                   for c, v in values.items() if not isinstance(v, str)}
+        why = self.lm.why(x, np.array([segment_id]), numeric)
+        return None if why is None else why[0]
 
     # ---------------------------------------------------------------- per record shape
     def plan(self, columns: tuple[str, ...]) -> _Plan | None:

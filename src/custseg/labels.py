@@ -44,3 +44,20 @@ def money(x: float | None, currency: str = "") -> str:
     body = (f"{a / 1e9:.1f}B" if a >= 1e9 else f"{a / 1e6:.1f}M" if a >= 1e6
             else f"{a:,.0f}" if a >= 100 else f"{a:,.2f}")
     return f"{sign}{currency}{body}"
+
+
+def number(x: float | None) -> str:
+    """A figure in the one format of every text: 1,146 / 63.2 / 0.56 (never "-0.00").
+
+    >>> number(1146.4), number(63.21), number(0.555), number(-0.0001), number(None)
+    ('1,146', '63.2', '0.56', '0.00', 'n/a')
+    """
+    if x is None or x != x or x in (float("inf"), float("-inf")):
+        return "n/a"
+    if abs(x) < 0.005:
+        return "0.00"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"

@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 from custseg.errors import ConfigError
 from custseg.fast import map_columns
 from custseg.features import FeatureTable
-from custseg.labels import feature_label
+from custseg.labels import feature_label, number
 from custseg.results.profiles import Profiles, SegmentMap, SegmentProfile
 from custseg.sampling import stratified_sample
 
@@ -509,13 +509,7 @@ def _notable(cond: Condition, seg: SegmentProfile) -> bool:
 
 
 def _fmt(x: float | None) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
+    return number(x)
 
 
 def name_segments(profiles: Profiles, rules: list[NamingRule],

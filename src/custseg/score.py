@@ -49,6 +49,29 @@ class LoadedModel:
     def names(self) -> dict[int, str]:
         return {int(s["segment_id"]): s["name"] for s in self.segments}
 
+    def why(self, X: np.ndarray, segment_ids: np.ndarray,
+            values: dict[str, np.ndarray]) -> list[str] | None:
+        """Why each row of the model matrix ``X`` is in its segment (:mod:`custseg.explain`),
+        against the training run's medians; None for a model saved without them.
+        ``values``: the numeric / 0-1 features in original units (those present are used)."""
+        segs = self.segments
+        if not segs or not all("medians" in s for s in segs):
+            return None
+        ids = np.asarray(self.model.segment_ids_)
+        by_id = {int(s["segment_id"]): s["medians"] for s in segs}
+
+        def numbers(d: dict) -> dict[str, float]:
+            return {k: (np.nan if v is None else v) for k, v in d.items()}
+
+        features = [c for c in [*self.preprocessor.numeric, *self.preprocessor.binary]
+                    if c in values]
+        return why_placed(X, np.searchsorted(ids, segment_ids),
+                          np.asarray(self.model.cluster_centers_),
+                          self.preprocessor.feature_names_out_, features, values,
+                          [numbers(by_id[int(i)]) for i in ids],
+                          numbers(self.manifest.get("population_medians", {})),
+                          self.manifest.get("units", {}))
+
     def config(self, as_of: date | None = None) -> Config:
         """The fit-time config with input paths (and database tables/queries) removed (and the as-of date replaced)."""
         try:
@@ -130,23 +153,14 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
     assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
-    segs = lm.manifest.get("segments", [])
-    if segs and all("medians" in s for s in segs):
-        # why each customer is in its segment, against the training run's medians
-        ids = np.asarray(lm.model.segment_ids_)
-        by_id = {int(s["segment_id"]): s["medians"] for s in segs}
-        features = [c for c in [*lm.preprocessor.numeric, *lm.preprocessor.binary]
-                    if c in frame.columns]
-        X = lm.preprocessor.transform(frame)
-        rows = np.searchsorted(ids, assignments["segment_id"].to_numpy())
-        assignments.insert(assignments.columns.get_loc("confidence") + 1, "why", why_placed(
-            X, rows, np.asarray(lm.model.cluster_centers_), lm.preprocessor.feature_names_out_,
-            features, {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
-                       for c in features},
-            [{k: (np.nan if v is None else v) for k, v in by_id[int(i)].items()} for i in ids],
-            {k: (np.nan if v is None else v)
-             for k, v in lm.manifest.get("population_medians", {}).items()},
-            lm.manifest.get("units", {})))
+    # why each customer is in its segment, against the training run's medians
+    numeric = [c for c in [*lm.preprocessor.numeric, *lm.preprocessor.binary]
+               if c in frame.columns]
+    why = lm.why(lm.preprocessor.transform(frame), assignments["segment_id"].to_numpy(),
+                 {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
+                  for c in numeric})
+    if why is not None:
+        assignments.insert(assignments.columns.get_loc("confidence") + 1, "why", why)
     value = lm.manifest.get("value_model")
     if value and set(VALUE_INPUTS) <= set(frame.columns):
         # the training run's fitted value model, applied (never refitted on a scoring batch)
