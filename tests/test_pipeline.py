@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from custseg.outputs import write_outputs
 from custseg.pipeline import run_segmentation
 from custseg.synth import PERSONAS, generate
+from trust import check_trust
 
 # every planted persona must earn its own name from the naming rules (At-Risk / Lapsed included)
 NAMED = list(PERSONAS)
@@ -39,6 +40,7 @@ def test_recovers_planted_personas(seed: int) -> None:
         assert s.evidence, s.name
         assert {r["theme"] for r in s.recommendations} == {
             "targeted_marketing", "personalisation", "retention", "product_development"}
+    check_trust(result)  # names' checks hold, no generic slot, every action sized
 
 
 def test_every_customer_and_row_accounted_for(tmp_path: Path) -> None:
