@@ -310,7 +310,8 @@ def _inspect(customers: Path | None, transactions: Path | None, write_config: Pa
                           "" if r["confidence"] is None else f"{r['confidence']:.2f}",
                           r["type"], f"{r['missing']:.0%}", f"{r['distinct']:,}", escape(ex),
                           escape(r["evidence"]))
-        out_console.print(table)
+        # piped or redirected (Rich assumes 80 columns): wide enough for the evidence
+        (out_console if out_console.is_terminal else Console(width=200)).print(table)
     if write_config is not None:
         from custseg._version import __version__ as v
 
