@@ -462,3 +462,21 @@ def test_choice_rows_follows_the_row_probabilities() -> None:
     assert (draws[:20_000] == 0).all()
     share = np.bincount(draws[20_000:], minlength=3) / 20_000
     np.testing.assert_allclose(share, [0.0, 0.25, 0.75], atol=0.015)
+
+
+def test_trait_words_read_as_plain_words() -> None:
+    from custseg.profile import trait_words
+
+    def words(feature: str, score: float = 1.0, kind: str = "level") -> str | None:
+        return trait_words({"kind": kind, "feature": feature, "score": score,
+                            "label": feature})
+
+    assert words("marital_status=married") == "Married"            # "status" adds nothing
+    assert words("Contract=Month-to-month") == "Month-to-month contract"
+    assert words("InternetService=Fiber optic") == "Fiber optic internet service"
+    assert words("DeviceProtection=No internet service") == "No internet service"
+    assert words("Dependents=No") == "No dependents" and words("Partner=Yes") == "Partner"
+    assert words("Channel=1") == "Channel 1"                        # a code stays with its column
+    assert words("poutcome=unknown") is None                        # never named after "unknown"
+    assert words("Contract=Two year", score=-1.0) is None           # an under-represented level
+    assert words("age", 1.0, "numeric") == "Older" and words("age", -1.0, "numeric") == "Younger"

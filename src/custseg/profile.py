@@ -618,6 +618,9 @@ _TRAIT_WORDS = {
     "items_per_order": ("Few items per order", "Many items per order"),
     "online_share": ("Offline", "Online"),
 }
+# a column label ending in one of these says nothing a level doesn't ("Marital status: married"
+# is "Married")
+_GENERIC_LABEL_WORDS = {"status", "type", "level", "group", "class", "category", "kind", "tier"}
 _VAGUE_LEVELS = {"unknown", "unk", "other", "others", "missing", "na", "none", "notknown",
                  "blank", "nonexistent"}
 _YES = {"yes", "y", "true"}  # (a level "1" is a code: "Channel 1")
@@ -643,6 +646,7 @@ def trait_words(d: dict) -> str | None:
     if d["score"] <= 0:
         return None
     label = re.sub(r"\s*\([^)]*\)", "", feature_label(col)).strip()
+    label = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label)  # "InternetService" -> "Internet Service"
     lv = level.strip()
     if lv.lower() in _YES:
         return label
@@ -652,9 +656,10 @@ def trait_words(d: dict) -> str | None:
         return None  # "unknown", "other": not a trait to name a segment after
     if re.fullmatch(r"[-+]?\d+(?:\.\d+)?", lv) or len(lv) < 3:
         return f"{label} {lv}"
-    words = set(re.findall(r"[a-z]+", label.lower()))
-    if words & set(re.findall(r"[a-z]+", lv.lower())) or label.lower() in ("gender", "sex"):
-        return lv[:1].upper() + lv[1:]  # "No internet service", "Female"
+    words = re.findall(r"[a-z]+", label.lower())
+    if (set(words) & set(re.findall(r"[a-z]+", lv.lower())) or label.lower() in ("gender", "sex")
+            or (words and words[-1] in _GENERIC_LABEL_WORDS) or lv.lower().startswith("no ")):
+        return lv[:1].upper() + lv[1:]  # "No internet service", "Female", "Married"
     return f"{lv[:1].upper()}{lv[1:]} {_plain(label)}"  # "Month-to-month contract"
 
 
