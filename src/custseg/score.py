@@ -84,9 +84,11 @@ class LoadedModel:
         seg = cfg.segmentation.model_copy(update={"as_of": as_of})
         return cfg.model_copy(update={**update, "segmentation": seg})
 
-    def assign(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """segment_id, segment_name, distance, confidence for a feature frame."""
-        X = self.preprocessor.transform(frame)
+    def assign(self, frame: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
+        """segment_id, segment_name, distance, confidence for a feature frame (``X``: its
+        model matrix, when already computed)."""
+        if X is None:
+            X = self.preprocessor.transform(frame)
         d = self.model.transform(X)
         order = np.argsort(d, axis=1, kind="stable")
         nearest = order[:, 0]
@@ -152,11 +154,12 @@ def score(model: LoadedModel | str | Path, customers: Source = None, transaction
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise InputError(f"the input lacks columns the model needs: {', '.join(missing)}")
-    assignments = assign(lm, frame) if assign is not None else lm.assign(frame)
+    X = lm.preprocessor.transform(frame)  # the model matrix, for assignment and explanation
+    assignments = assign(lm, frame) if assign is not None else lm.assign(frame, X)
     # why each customer is in its segment, against the training run's medians
     numeric = [c for c in [*lm.preprocessor.numeric, *lm.preprocessor.binary]
                if c in frame.columns]
-    why = lm.why(lm.preprocessor.transform(frame), assignments["segment_id"].to_numpy(),
+    why = lm.why(X, assignments["segment_id"].to_numpy(),
                  {c: pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
                   for c in numeric})
     if why is not None:
