@@ -45,7 +45,13 @@ from threadpoolctl import threadpool_limits
 
 from custseg.errors import InputError
 from custseg.fast import silhouette_samples_blocked, silhouette_score_blocked
-from custseg.results.segmentation import STABILITY_MIN, KScore, KSelection, SilhouetteProfile
+from custseg.results.segmentation import (
+    STABILITY_MIN,
+    KScore,
+    KSelection,
+    SilhouetteProfile,
+    preferred_k,
+)
 from custseg.sampling import stratified_sample
 
 Progress = Callable[[str, int, int], None]
@@ -353,8 +359,8 @@ def decide(scores: list[KScore], *, sample_size: int, silhouette_sample: int,
         why += f"; its stability is {chosen.stability:.2f}"
     if knee == chosen.k:
         why += "; it is the knee of the inertia curve"
-    ch = max(scores, key=lambda s: s.criteria.get("calinski_harabasz", -np.inf)).k
-    db = min(scores, key=lambda s: s.criteria.get("davies_bouldin", np.inf)).k
+    ch = preferred_k(scores, "calinski_harabasz")
+    db = preferred_k(scores, "davies_bouldin")
     agree = [name for name, k in (("Calinski-Harabasz", ch), ("Davies-Bouldin", db))
              if k == chosen.k]
     why += (f"; over all k, {' and '.join(agree)} agree" if agree

@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from custseg.labels import feature_label
 from custseg.report import plots
-from custseg.results.segmentation import STABILITY_MIN
+from custseg.results.segmentation import STABILITY_MIN, preferred_k
 
 if TYPE_CHECKING:
     from custseg.results.profiles import SegmentProfile
@@ -651,9 +651,9 @@ def _holdout_image(result: SegmentationResult) -> Image | None:
 def _k_best(sel) -> dict:
     """Which k each criterion prefers, for the sentence that names them."""
     sc = sel.scores
-    best = {"silhouette": max(sc, key=lambda s: s.silhouette).k,
-            "ch": max(sc, key=lambda s: s.criteria.get("calinski_harabasz", -np.inf)).k,
-            "db": min(sc, key=lambda s: s.criteria.get("davies_bouldin", np.inf)).k}
+    best = {"silhouette": preferred_k(sc, "silhouette"),
+            "ch": preferred_k(sc, "calinski_harabasz"),
+            "db": preferred_k(sc, "davies_bouldin")}
     stab = [s for s in sc if s.stability is not None]
     if stab:
         ok = [s.k for s in stab if s.stability >= STABILITY_MIN]

@@ -99,6 +99,16 @@ class KSelection:
         return next((s for s in self.scores if s.k == k), None)
 
 
+def preferred_k(scores: list[KScore], criterion: str) -> int:
+    """The k a criterion prefers: the highest silhouette or Calinski-Harabasz, the lowest
+    Davies-Bouldin (a k missing the criterion never wins)."""
+    if criterion == "silhouette":
+        return max(scores, key=lambda s: s.silhouette).k
+    if criterion == "davies_bouldin":
+        return min(scores, key=lambda s: s.criteria.get(criterion, np.inf)).k
+    return max(scores, key=lambda s: s.criteria.get(criterion, -np.inf)).k
+
+
 @dataclass
 class SilhouetteProfile:
     """Per-customer silhouette values of the final segmentation, on a stratified sample."""
