@@ -25,7 +25,7 @@ import pandas as pd
 
 from custseg.errors import ConfigError
 
-STAGING_INFIX = ".staging-"          # a staging folder is ".NAME.staging-XXXXXXXX"
+STAGING_INFIX = ".staging-"          # a staging folder is ".NAME.staging-" + 8 random characters
 _OWNER = ".custseg-staging-owner"    # in a staging folder: "pid host" of the run writing it
 
 
